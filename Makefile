@@ -1,0 +1,47 @@
+# Two commands do all set-up: `make run` and `make test`. Both create .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: run test ui lint format clean
+
+run: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/flywheel sample --if-empty
+	$(BIN)/flywheel run
+
+test: $(VENV)/.installed-test
+	$(BIN)/ruff check flywheel_assets flywheel_tests
+	$(BIN)/ruff format --check flywheel_assets flywheel_tests
+	$(BIN)/python -m pytest
+
+ui: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check flywheel_assets flywheel_tests
+	$(BIN)/ruff format --check flywheel_assets flywheel_tests
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff format flywheel_assets flywheel_tests
+	$(BIN)/ruff check --fix flywheel_assets flywheel_tests
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) -e .
+	touch $@
+
+# The training extra pins torch to the CPU wheel; see pyproject.toml.
+$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
+	$(PIP) -e '.[test,train]'
+	touch $@ $(VENV)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\nnux:\n  enabled: false\n' > $@
+
+clean:
+	rm -rf $(VENV) $(DAGSTER_HOME) data/lake/* .pytest_cache

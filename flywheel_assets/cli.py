@@ -1,0 +1,174 @@
+"""The `flywheel` command: materialize in-process, inspect tables, write sample data."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .lake.tables import Lake
+from .settings import lake_root, landing_root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except CliError as exc:
+        print(f"flywheel {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+class CliError(Exception):
+    """A failure the user can act on; printed as one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flywheel",
+        description="Turn an LLM app's production interactions and feedback into versioned, "
+        "curated Delta tables. Every command works on a landing zone (JSON Lines from the app) "
+        "and a lake (Delta tables).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="materialize the dataset assets in-process (no daemon) and print the table summary",
+        description="Materialize every dataset asset (or a selection) in this process, run their "
+        "checks, and print each table's version, rows and rows added. Exits 1 with a one-line "
+        "reason when a step fails.",
+    )
+    _add_locations(run)
+    run.add_argument(
+        "--select",
+        metavar="ASSETS",
+        help="Dagster asset selection, e.g. 'raw_logs' or 'group:ingest' (default: every asset)",
+    )
+    run.set_defaults(handler=_run)
+
+    tables = sub.add_parser(
+        "tables",
+        help="list the lake's tables with their Delta version and row count",
+        description="List every table the project defines, with its current Delta version and "
+        "row count (read from the Delta log, no data scan).",
+    )
+    tables.add_argument(
+        "--lake", metavar="URI", help="lake root (default: $FLYWHEEL_LAKE or data/lake)"
+    )
+    tables.set_defaults(handler=_tables)
+
+    sample = sub.add_parser(
+        "sample",
+        help="write a seeded sample landing zone (interactions, feedback, annotations, drift)",
+        description="Write a deterministic sample landing zone: interactions with some PII, "
+        "feedback of every kind, operator annotations, drift events, retries and malformed lines.",
+    )
+    sample.add_argument(
+        "--landing", metavar="DIR", help="landing root (default: $FLYWHEEL_LANDING or data/landing)"
+    )
+    sample.add_argument("--n", type=int, default=2000, help="number of interactions (default 2000)")
+    sample.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    sample.add_argument(
+        "--if-empty",
+        action="store_true",
+        help="do nothing when the landing zone already holds files",
+    )
+    sample.set_defaults(handler=_sample)
+    return parser
+
+
+def _add_locations(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--landing", metavar="DIR", help="landing root (default: $FLYWHEEL_LANDING or data/landing)"
+    )
+    parser.add_argument(
+        "--lake", metavar="URI", help="lake root (default: $FLYWHEEL_LAKE or data/lake)"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .runner import RunFailed, run_assets
+
+    lake = Lake(lake_root(args.lake))
+    try:
+        outcome = run_assets(landing=landing_root(args.landing), lake=lake.root, select=args.select)
+    except RunFailed as exc:
+        raise CliError(str(exc)) from None
+    print(format_table(["table", "version", "rows", "rows added"], outcome.summary_rows()))
+    if outcome.landing_rows():
+        print()
+        print(
+            format_table(
+                ["stream", "files", "lines read", "valid", "quarantined", "duplicates"],
+                outcome.landing_rows(),
+            )
+        )
+    for line in outcome.notes:
+        print(line)
+    return 0
+
+
+def _tables(args: argparse.Namespace) -> int:
+    from .runner import dataset_tables
+
+    lake = Lake(lake_root(args.lake))
+    rows = []
+    for table in dataset_tables():
+        stats = lake.stats(table)
+        rows.append([table, "-", "-"] if stats is None else [table, stats.version, stats.rows])
+    print(format_table(["table", "version", "rows"], rows))
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from .sample.generator import write_sample_landing
+
+    root = Path(landing_root(args.landing))
+    if args.if_empty and root.exists() and any(p.is_file() for p in root.rglob("*.jsonl*")):
+        print(f"{root} already holds landing files; left as it is")
+        return 0
+    if args.n < 1:
+        raise CliError("--n must be at least 1")
+    manifest = write_sample_landing(root, n_interactions=args.n, seed=args.seed)
+    rows = [
+        [
+            s,
+            len(manifest.files[s]),
+            manifest.lines[s],
+            manifest.valid[s],
+            manifest.duplicates[s],
+            sum(manifest.malformed[s].values()),
+        ]
+        for s in manifest.files
+    ]
+    print(f"sample landing zone written to {root}")
+    print(format_table(["stream", "files", "lines", "valid", "retries", "malformed"], rows))
+    return 0
+
+
+def format_table(header: list[str], rows: list[list]) -> str:
+    cells = [header] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+
+    def fmt(row: list[str]) -> str:
+        first = row[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest])
+
+    lines = [fmt(cells[0]), "  ".join("-" * w for w in widths)]
+    lines += [fmt(r) for r in cells[1:]]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Delta table operations shared by every stage: create, idempotent append, stats and reads.
+
+Plain deltalake and pyarrow only, so the lake can be used and tested without Dagster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+# Every table keeps its history for the rollback window; the change data feed lets later stages read
+# only what changed.
+DEFAULT_RETENTION_DAYS = 30
+
+
+def table_configuration(retention_days: int = DEFAULT_RETENTION_DAYS) -> dict[str, str]:
+    interval = f"interval {retention_days} days"
+    return {
+        "delta.enableChangeDataFeed": "true",
+        "delta.logRetentionDuration": interval,
+        "delta.deletedFileRetentionDuration": interval,
+    }
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Where the tables live: a local folder or any deltalake URI, plus storage options."""
+
+    root: str
+    storage_options: Mapping[str, str] | None = None
+
+    def uri(self, table: str) -> str:
+        return f"{self.root.rstrip('/')}/{table}"
+
+    def open(self, table: str, version: int | None = None) -> DeltaTable | None:
+        """The table, or None when it does not exist yet."""
+        try:
+            return DeltaTable(
+                self.uri(table),
+                version=version,
+                storage_options=dict(self.storage_options or {}) or None,
+            )
+        except TableNotFoundError:
+            return None
+
+    def ensure(self, table: str, schema: pa.Schema) -> DeltaTable:
+        """Open the table, creating it empty with `schema` on first use."""
+        existing = self.open(table)
+        if existing is not None:
+            return existing
+        return DeltaTable.create(
+            self.uri(table),
+            schema,
+            mode="ignore",
+            configuration=table_configuration(),
+            storage_options=dict(self.storage_options or {}) or None,
+            commit_properties=CommitProperties(custom_metadata={"flywheel.operation": "create"}),
+        )
+
+    def append(
+        self,
+        table: str,
+        data: pa.Table | pa.RecordBatchReader,
+        *,
+        schema: pa.Schema,
+        transaction: tuple[str, int] | None = None,
+        metadata: Mapping[str, object] | None = None,
+    ) -> bool:
+        """Append `data` in one atomic commit.
+
+        With `transaction=(app_id, version)` the append is idempotent: it is skipped (returns False)
+        when the table already recorded that version for that app, so a retried batch lands once.
+        """
+        dt = self.ensure(table, schema)
+        if transaction is not None:
+            app_id, txn_version = transaction
+            applied = dt.transaction_version(app_id)
+            if applied is not None and applied >= txn_version:
+                return False
+        write_deltalake(
+            dt,
+            data,
+            mode="append",
+            schema_mode="merge",
+            storage_options=dict(self.storage_options or {}) or None,
+            commit_properties=commit_properties(metadata, transaction),
+        )
+        return True
+
+    def stats(self, table: str) -> TableStats | None:
+        dt = self.open(table)
+        return None if dt is None else table_stats(dt)
+
+    def read(
+        self,
+        table: str,
+        *,
+        columns: list[str] | None = None,
+        filter: pc.Expression | None = None,
+        version: int | None = None,
+    ) -> pa.Table | None:
+        dt = self.open(table, version=version)
+        if dt is None:
+            return None
+        return dt.to_pyarrow_dataset().to_table(columns=columns, filter=filter)
+
+
+@dataclass(frozen=True)
+class TableStats:
+    version: int
+    rows: int
+    files: int
+
+
+def table_stats(dt: DeltaTable) -> TableStats:
+    """Version and row count from the Delta log alone (no data files are read)."""
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    rows = int(pc.sum(actions["num_records"]).as_py() or 0) if actions.num_rows else 0
+    return TableStats(version=dt.version(), rows=rows, files=actions.num_rows)
+
+
+def commit_properties(
+    metadata: Mapping[str, object] | None, transaction: tuple[str, int] | None = None
+) -> CommitProperties:
+    # Commit metadata values must be strings; structured values are stored as JSON.
+    custom = {
+        k: v if isinstance(v, str) else json.dumps(v, default=str)
+        for k, v in (metadata or {}).items()
+    }
+    txns = [Transaction(app_id=transaction[0], version=transaction[1])] if transaction else None
+    return CommitProperties(custom_metadata=custom or None, app_transactions=txns)
+
+
+def concat_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> pa.Table:
+    return pa.Table.from_batches(list(batches), schema=schema)

@@ -1,0 +1,77 @@
+"""Shared fixtures: a landing zone and a lake on tmp_path, and helpers to write landing files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from flywheel_assets.ingest.landing import LandingZone
+from flywheel_assets.lake.tables import Lake
+
+
+@pytest.fixture(autouse=True)
+def _no_flywheel_env(monkeypatch):
+    # Tests always name their landing zone and lake; the developer's environment must not leak in.
+    monkeypatch.delenv("FLYWHEEL_LANDING", raising=False)
+    monkeypatch.delenv("FLYWHEEL_LAKE", raising=False)
+    monkeypatch.setenv("DAGSTER_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture
+def landing_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "landing"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def zone(landing_dir: Path) -> LandingZone:
+    return LandingZone(str(landing_dir))
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake(str(tmp_path / "lake"))
+
+
+def write_lines(root: Path, rel: str, lines: list) -> Path:
+    """Write landing lines: dicts become JSON, str and bytes are written as they are."""
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = b"".join(_encode(line) + b"\n" for line in lines)
+    path.write_bytes(gzip.compress(raw, mtime=0) if rel.endswith(".gz") else raw)
+    return path
+
+
+def _encode(line) -> bytes:
+    if isinstance(line, bytes):
+        return line
+    if isinstance(line, str):
+        return line.encode()
+    return json.dumps(line).encode()
+
+
+def interaction(request_id: str, **over) -> dict:
+    record = {
+        "request_id": request_id,
+        "ts": "2026-11-20T10:00:00+00:00",
+        "prompt": f"question {request_id}?",
+        "response": f"answer {request_id}.",
+        "model_version": "m-2026-11-01",
+    }
+    record.update(over)
+    return record
+
+
+def feedback(feedback_id: str, request_id: str, kind: str = "thumbs_up", **over) -> dict:
+    record = {
+        "feedback_id": feedback_id,
+        "request_id": request_id,
+        "ts": "2026-11-20T10:05:00Z",
+        "kind": kind,
+    }
+    record.update(over)
+    return record

@@ -1,0 +1,182 @@
+"""The `flywheel` command as a user runs it: a real subprocess over real files and tables."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flywheel_assets.cli import build_parser
+from flywheel_assets.sample.generator import write_sample_landing
+
+from .conftest import interaction, write_lines
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def flywheel(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("FLYWHEEL_", "DAGSTER_HOME"))
+    }
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "flywheel_assets.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=full_env,
+        cwd=ROOT,
+    )
+
+
+def parse_table(text: str, first_header: str) -> dict[str, list[str]]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(first_header))
+    rows = {}
+    for line in lines[start + 2 :]:
+        if not line.strip():
+            break
+        cells = line.split()
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+@pytest.mark.slow
+def test_run_on_the_sample_prints_the_exact_summary(tmp_path):
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    manifest = write_sample_landing(landing, n_interactions=300, seed=3)
+
+    out = flywheel("run", "--landing", str(landing), "--lake", str(lake))
+
+    assert out.returncode == 0, out.stderr
+    tables = parse_table(out.stdout, "table")
+    assert tables["raw_logs"][1:] == [
+        str(manifest.valid["interactions"]),
+        f"+{manifest.valid['interactions']}",
+    ]
+    assert tables["raw_feedback"][1] == str(manifest.valid["feedback"])
+    quarantined = sum(sum(m.values()) for m in manifest.malformed.values())
+    assert tables["quarantine"][1] == str(quarantined)
+    streams = parse_table(out.stdout, "stream")
+    for stream, cells in streams.items():
+        files, lines, valid, bad, dups = map(int, cells)
+        assert files == len(manifest.files[stream])
+        assert lines == manifest.lines[stream]
+        assert (valid, bad, dups) == (
+            manifest.valid[stream],
+            sum(manifest.malformed[stream].values()),
+            manifest.duplicates[stream],
+        )
+
+    again = flywheel("run", "--landing", str(landing), "--lake", str(lake))
+    assert again.returncode == 0, again.stderr
+    assert "nothing committed" in again.stdout
+    assert parse_table(again.stdout, "table")["raw_logs"][0] == tables["raw_logs"][0]
+
+    listed = flywheel("tables", "--lake", str(lake))
+    assert parse_table(listed.stdout, "table")["raw_logs"] == tables["raw_logs"][:2]
+
+
+@pytest.mark.slow
+def test_environment_variables_choose_landing_and_lake(tmp_path):
+    landing, lake = tmp_path / "in", tmp_path / "out"
+    write_lines(landing, "interactions/a.jsonl", [interaction("r1")])
+    out = flywheel("run", env={"FLYWHEEL_LANDING": str(landing), "FLYWHEEL_LAKE": str(lake)})
+    assert out.returncode == 0, out.stderr
+    assert parse_table(out.stdout, "table")["raw_logs"][1] == "1"
+    assert (lake / "raw_logs" / "_delta_log").is_dir()
+
+
+@pytest.mark.slow
+def test_select_runs_only_the_selection(tmp_path):
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    write_lines(landing, "interactions/a.jsonl", [interaction("r1")])
+    out = flywheel("run", "--landing", str(landing), "--lake", str(lake), "--select", "raw_logs")
+    assert out.returncode == 0, out.stderr
+    assert "raw_logs" in parse_table(out.stdout, "table")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--select", "no_such_table"], "no_such_table"),
+        (["run", "--select", "group:"], "invalid --select"),
+    ],
+)
+def test_failures_exit_non_zero_with_one_line(tmp_path, args, message):
+    out = flywheel(*args, "--landing", str(tmp_path / "l"), "--lake", str(tmp_path / "k"))
+    assert out.returncode == 1
+    err = out.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("flywheel run: error:") and message in err[0]
+
+
+@pytest.mark.slow
+def test_a_failing_check_fails_the_run_with_its_name(tmp_path):
+    from deltalake import write_deltalake
+
+    from flywheel_assets.lake.tables import Lake
+
+    landing, lake_dir = tmp_path / "landing", tmp_path / "lake"
+    write_lines(landing, "interactions/a.jsonl", [interaction("r1")])
+    assert flywheel("run", "--landing", str(landing), "--lake", str(lake_dir)).returncode == 0
+    lake = Lake(str(lake_dir))
+    write_deltalake(lake.uri("raw_logs"), lake.read("raw_logs"), mode="append")
+
+    out = flywheel("run", "--landing", str(landing), "--lake", str(lake_dir))
+
+    assert out.returncode == 1
+    assert "ids_are_unique" in out.stderr and "raw_logs" in out.stderr
+
+
+def test_sample_if_empty_leaves_existing_landing_alone(tmp_path, capsys):
+    from flywheel_assets.cli import main
+
+    landing = tmp_path / "landing"
+    write_lines(landing, "interactions/a.jsonl", [interaction("r1")])
+    assert main(["sample", "--landing", str(landing), "--if-empty"]) == 0
+    assert "left as it is" in capsys.readouterr().out
+    assert sorted(p.name for p in landing.rglob("*.jsonl*")) == ["a.jsonl"]
+
+
+def test_sample_writes_every_stream(tmp_path, capsys):
+    from flywheel_assets.cli import main
+
+    assert main(["sample", "--landing", str(tmp_path / "l"), "--n", "50"]) == 0
+    assert {p.name for p in (tmp_path / "l").iterdir()} == {
+        "interactions",
+        "feedback",
+        "annotations",
+        "drift_events",
+    }
+
+
+def subcommands() -> dict:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return action.choices
+
+
+def test_every_command_has_help_and_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    commands = subcommands()
+    assert {"run", "tables", "sample"} <= set(commands)
+    for name, sub in commands.items():
+        assert sub.description, name
+        assert re.search(rf"flywheel {name}\b", readme), (
+            f"README does not document `flywheel {name}`"
+        )
+        for action in sub._actions:
+            if action.dest != "help":
+                assert action.help, f"{name} {action.dest} has no help"
+
+
+def test_help_lists_every_command():
+    out = flywheel("--help")
+    assert out.returncode == 0
+    for name in subcommands():
+        assert name in out.stdout

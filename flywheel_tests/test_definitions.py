@@ -1,0 +1,52 @@
+"""The code location loads, and every definition says what it is."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flywheel_assets.definitions import defs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_dataset_asset_describes_one_row_and_is_a_delta_table():
+    specs = list(defs.resolve_all_asset_specs())
+    assert specs
+    for spec in specs:
+        assert spec.description and spec.description.startswith("One row per"), spec.key
+        assert spec.group_name and spec.group_name != "default", spec.key
+        assert "delta" in spec.kinds, spec.key
+
+
+def test_jobs_sensors_and_schedules_are_described():
+    assert {"ingest_job", "refresh_job"} <= {j.name for j in defs.resolve_all_job_defs()}
+    for sensor in defs.sensors:
+        assert sensor.name.endswith("_sensor") and sensor.description
+    for schedule in defs.schedules:
+        assert schedule.name.endswith("_schedule") and schedule.description
+
+
+def test_bronze_checks_are_present_and_blocking():
+    graph = defs.resolve_asset_graph()
+    names = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    for table in ["raw_logs", "raw_feedback", "annotations", "drift_events"]:
+        assert (table, "ids_are_unique") in names
+        assert (table, "required_fields_present") in names
+    assert ("ingest_ledger", "every_line_accounted_for") in names
+
+
+@pytest.mark.slow
+def test_dagster_validates_the_workspace():
+    out = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "All code locations passed validation" in out.stderr + out.stdout
