@@ -3,7 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
-export DAGSTER_HOME := $(CURDIR)/.dagster_home
+DAGSTER_HOME := $(CURDIR)/.dagster_home
+# Runs from `make run` are recorded where `make ui` shows them.
+run ui: export DAGSTER_HOME := $(DAGSTER_HOME)
 
 .PHONY: run test ui lint format clean
 

@@ -17,6 +17,7 @@ def _no_flywheel_env(monkeypatch):
     # Tests always name their landing zone and lake; the developer's environment must not leak in.
     monkeypatch.delenv("FLYWHEEL_LANDING", raising=False)
     monkeypatch.delenv("FLYWHEEL_LAKE", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.setenv("DAGSTER_DISABLE_TELEMETRY", "1")
 
 
