@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ASSETS",
         help="Dagster asset selection, e.g. 'raw_logs' or 'group:ingest' (default: every asset)",
     )
+    run.add_argument("--verbose", action="store_true", help="show Dagster's step log")
     run.set_defaults(handler=_run)
 
     tables = sub.add_parser(
@@ -65,6 +66,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--lake", metavar="URI", help="lake root (default: $FLYWHEEL_LAKE or data/lake)"
     )
     tables.set_defaults(handler=_tables)
+
+    forget = sub.add_parser(
+        "forget",
+        help="erase one user from every table and every readable version (right to erasure)",
+        description="Delete every row of USER_ID from every table, raw to curated (found by raw "
+        "id in raw tables, by keyed hash after them, and through the user's request ids), vacuum "
+        "so no earlier version can still load them, and record a tombstone (the keyed hash only) "
+        "so old landing files cannot bring them back. Runs erase_user_job.",
+    )
+    forget.add_argument(
+        "user_id", metavar="USER_ID", help="the user id exactly as the app logged it"
+    )
+    forget.add_argument("--reason", default="", help="why, for the audit trail (e.g. a ticket id)")
+    _add_locations(forget)
+    forget.set_defaults(handler=_forget)
+
+    expire = sub.add_parser(
+        "expire",
+        help="delete raw data older than the retention window (what retention_schedule runs)",
+        description="Delete rows of the raw tables older than --days by event time, vacuum them "
+        "away, and delete (or archive) landing files ingested before then. Runs retention_job.",
+    )
+    expire.add_argument("--days", type=int, default=30, help="retention window in days (30)")
+    expire.add_argument(
+        "--landing-files",
+        choices=["keep", "archive", "delete"],
+        default="delete",
+        help="what to do with expired landing files (default delete)",
+    )
+    _add_locations(expire)
+    expire.set_defaults(handler=_expire)
 
     sample = sub.add_parser(
         "sample",
@@ -100,7 +132,12 @@ def _run(args: argparse.Namespace) -> int:
 
     lake = Lake(lake_root(args.lake))
     try:
-        outcome = run_assets(landing=landing_root(args.landing), lake=lake.root, select=args.select)
+        outcome = run_assets(
+            landing=landing_root(args.landing),
+            lake=lake.root,
+            select=args.select,
+            verbose=args.verbose,
+        )
     except RunFailed as exc:
         raise CliError(str(exc)) from None
     print(format_table(["table", "version", "rows", "rows added"], outcome.summary_rows()))
@@ -108,12 +145,70 @@ def _run(args: argparse.Namespace) -> int:
         print()
         print(
             format_table(
-                ["stream", "files", "lines read", "valid", "quarantined", "duplicates"],
+                ["stream", "files", "lines read", "valid", "quarantined", "duplicates", "erased"],
                 outcome.landing_rows(),
             )
         )
+    if outcome.notes:
+        print()
     for line in outcome.notes:
         print(line)
+    return 0
+
+
+def _forget(args: argparse.Namespace) -> int:
+    from .runner import RunFailed, execute_job, materializations
+
+    if not args.user_id.strip():
+        raise CliError("USER_ID must not be blank")
+    config = {
+        "ops": {"erase_user_rows": {"config": {"user_id": args.user_id, "reason": args.reason}}}
+    }
+    try:
+        result = execute_job(
+            "erase_user_job",
+            landing=landing_root(args.landing),
+            lake=lake_root(args.lake),
+            run_config=config,
+        )
+    except RunFailed as exc:
+        raise CliError(str(exc)) from None
+    touched = materializations(result).get("erasure_tombstones", {}).get("tables_touched", {})
+    rows = [
+        [table, info["rows_deleted"], info["version_before"], info["version_after"]]
+        for table, info in sorted(touched.items())
+    ]
+    print(f"erased: {sum(r[1] for r in rows)} rows in {len(rows)} tables; tombstone recorded")
+    if rows:
+        print(format_table(["table", "rows deleted", "version before", "version after"], rows))
+    return 0
+
+
+def _expire(args: argparse.Namespace) -> int:
+    from .runner import RunFailed, execute_job, materializations
+
+    if args.days < 1:
+        raise CliError("--days must be at least 1")
+    config = {
+        "ops": {
+            "expire_raw_data": {
+                # Dagster names enum config values by member name.
+                "config": {"raw_days": args.days, "landing_files": args.landing_files.upper()}
+            }
+        }
+    }
+    try:
+        result = execute_job(
+            "retention_job",
+            landing=landing_root(args.landing),
+            lake=lake_root(args.lake),
+            run_config=config,
+        )
+    except RunFailed as exc:
+        raise CliError(str(exc)) from None
+    rows = [[t, m.get("rows_deleted", 0)] for t, m in sorted(materializations(result).items())]
+    print(f"expired raw data older than {args.days} days")
+    print(format_table(["table", "rows deleted"], rows) if rows else "no raw rows were old enough")
     return 0
 
 

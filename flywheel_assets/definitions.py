@@ -4,10 +4,18 @@ import dagster as dg
 
 from .ingest import defs as ingest
 from .operations import defs as operations
-from .resources import LakeResource, LandingResource
+from .privacy import defs as privacy
+from .resources import LakeResource, LandingResource, PrivacyResource
 
 defs = dg.Definitions.merge(
     ingest.defs,
+    privacy.defs,
     operations.defs,
-    dg.Definitions(resources={"lake": LakeResource(), "landing": LandingResource()}),
+    dg.Definitions(
+        resources={
+            "lake": LakeResource(),
+            "landing": LandingResource(),
+            "privacy": PrivacyResource(),
+        }
+    ),
 )

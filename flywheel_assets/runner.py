@@ -39,7 +39,7 @@ class RunOutcome:
             rows.append(
                 [stream.name]
                 + [meta.get(k, 0) for k in ("files_ingested", "lines_read", "valid")]
-                + [meta.get(k, 0) for k in ("quarantined", "duplicates")]
+                + [meta.get(k, 0) for k in ("quarantined", "duplicates", "erased")]
             )
         return rows
 
@@ -72,6 +72,7 @@ def run_assets(
     select: str | None = None,
     instance: dg.DagsterInstance | None = None,
     run_config: dict | None = None,
+    verbose: bool = False,
 ) -> RunOutcome:
     defs = load_definitions()
     graph = defs.resolve_asset_graph()
@@ -90,38 +91,81 @@ def run_assets(
     the_lake = Lake(lake)
     tables = [t for t in dataset_tables(defs) if dg.AssetKey(t) in keys]
     before = {t: the_lake.stats(t) for t in tables}
+    result = execute_job(
+        "refresh_job",
+        landing=landing,
+        lake=lake,
+        run_config=run_config,
+        asset_selection=sorted(keys),
+        instance=instance,
+        verbose=verbose,
+    )
+    outcome = RunOutcome(tables=[(t, before[t], the_lake.stats(t)) for t in tables])
+    outcome.materializations = materializations(result)
+    for check in result.get_asset_check_evaluations():
+        if not check.passed:
+            table = check.asset_key.to_user_string()
+            outcome.notes.append(f"warning: check {check.check_name} on {table} failed")
+    ledger = outcome.materializations.get("ingest_ledger", {})
+    if ledger and not ledger.get("batches"):
+        outcome.notes.append("ingest: no new landing files, nothing committed")
+    kept = outcome.materializations.get("redacted_logs", {}).get("kept_by_reason")
+    if kept and sum(kept.values()):
+        reasons = ", ".join(f"{k} {v}" for k, v in kept.items() if v and k != "unsampled")
+        total = sum(kept.values())
+        outcome.notes.append(
+            f"sampling: kept {total - kept.get('unsampled', 0)} of {total} new interactions "
+            f"({reasons}); dropped {kept.get('unsampled', 0)}"
+        )
+    for path in ledger.get("changed_files") or []:
+        outcome.notes.append(f"warning: {path} changed after it was ingested; not re-read")
+    return outcome
+
+
+def execute_job(
+    name: str,
+    *,
+    landing: str,
+    lake: str,
+    run_config: dict | None = None,
+    asset_selection: list[dg.AssetKey] | None = None,
+    instance: dg.DagsterInstance | None = None,
+    verbose: bool = False,
+) -> dg.ExecuteInProcessResult:
+    """Run one of the code location's jobs in this process; RunFailed says why it failed."""
     config = {
         "resources": {
             "lake": {"config": {"root": lake}},
             "landing": {"config": {"root": landing}},
         },
-        # The summary is the output; Dagster's per-step debug log would drown it.
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        # The CLI prints its own summary; Dagster's step log would drown it (verbose shows it).
+        "loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}},
         **(run_config or {}),
     }
-    job = defs.resolve_job_def("refresh_job")
+    job = load_definitions().resolve_job_def(name)
     with instance or instance_for_cli() as inst:
-        result = job.execute_in_process(
-            run_config=config, instance=inst, asset_selection=sorted(keys), raise_on_error=False
-        )
-        if not result.success:
-            raise RunFailed(_failure_reason(result))
-        outcome = RunOutcome(tables=[(t, before[t], the_lake.stats(t)) for t in tables])
-        for event in result.get_asset_materialization_events():
-            mat = event.event_specific_data.materialization
-            outcome.materializations[mat.asset_key.to_user_string()] = {
-                k: v.value for k, v in mat.metadata.items()
-            }
-        for check in result.get_asset_check_evaluations():
-            if not check.passed:
-                table = check.asset_key.to_user_string()
-                outcome.notes.append(f"warning: check {check.check_name} on {table} failed")
-    ledger = outcome.materializations.get("ingest_ledger", {})
-    if ledger and not ledger.get("batches"):
-        outcome.notes.append("ingest: no new landing files, nothing committed")
-    for path in ledger.get("changed_files") or []:
-        outcome.notes.append(f"warning: {path} changed after it was ingested; not re-read")
-    return outcome
+        try:
+            result = job.execute_in_process(
+                run_config=config,
+                instance=inst,
+                asset_selection=asset_selection,
+                raise_on_error=False,
+            )
+        except dg.DagsterInvalidConfigError as exc:
+            errors = "; ".join(e.message for e in exc.errors) or str(exc)
+            raise RunFailed(f"invalid config for {name}: {errors}") from None
+    if not result.success:
+        raise RunFailed(_failure_reason(result))
+    return result
+
+
+def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    """The metadata of each asset materialized by the run, by table name."""
+    out = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+    return out
 
 
 def _whole_multi_assets(defs: dg.Definitions, keys: set[dg.AssetKey]) -> set[dg.AssetKey]:

@@ -63,13 +63,14 @@ def test_run_on_the_sample_prints_the_exact_summary(tmp_path):
     assert tables["quarantine"][1] == str(quarantined)
     streams = parse_table(out.stdout, "stream")
     for stream, cells in streams.items():
-        files, lines, valid, bad, dups = map(int, cells)
+        files, lines, valid, bad, dups, erased = map(int, cells)
         assert files == len(manifest.files[stream])
         assert lines == manifest.lines[stream]
-        assert (valid, bad, dups) == (
+        assert (valid, bad, dups, erased) == (
             manifest.valid[stream],
             sum(manifest.malformed[stream].values()),
             manifest.duplicates[stream],
+            0,
         )
 
     again = flywheel("run", "--landing", str(landing), "--lake", str(lake))

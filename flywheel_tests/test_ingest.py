@@ -103,6 +103,7 @@ def test_retries_across_files_and_runs_are_stored_once(zone, lake, landing_dir):
         "valid": 2,
         "quarantined": 0,
         "duplicates": 2,
+        "erased": 0,
     }
 
 
@@ -351,5 +352,6 @@ def test_the_sample_landing_is_ingested_exactly_as_its_manifest_says(tmp_path, s
             "valid": manifest.valid[stream],
             "quarantined": sum(manifest.malformed[stream].values()),
             "duplicates": manifest.duplicates[stream],
+            "erased": 0,
         }
         assert report.reasons(stream) == manifest.malformed[stream]

@@ -4,17 +4,19 @@ import dagster as dg
 from pydantic import Field
 
 from ..metadata import column_schema, rows_now, table_metadata
-from ..resources import LakeResource, LandingResource
+from ..privacy.erasure import Tombstones
+from ..resources import LakeResource, LandingResource, PrivacyResource
 from .contract import (
     ANNOTATIONS,
     DRIFT_EVENTS,
     FEEDBACK,
     INTERACTIONS,
+    QUARANTINE,
     QUARANTINE_SCHEMA,
     QUARANTINE_TABLE,
     STREAMS,
 )
-from .pipeline import LEDGER_SCHEMA, LEDGER_TABLE, IngestSettings, ingest_landing
+from .pipeline import LEDGER, LEDGER_SCHEMA, LEDGER_TABLE, IngestSettings, ingest_landing
 
 GROUP = "ingest"
 
@@ -70,19 +72,23 @@ def ingest_landing_asset(
     config: IngestConfig,
     landing: LandingResource,
     lake: LakeResource,
+    privacy: PrivacyResource,
 ):
     the_lake, zone = lake.lake(), landing.zone()
     before = {t: rows_now(the_lake, t) for t in BRONZE_TABLES}
+    tombstones = Tombstones.load(the_lake)
     report = ingest_landing(
         zone,
         the_lake,
         settings=IngestSettings(config.chunk_lines, config.max_batch_bytes),
         run_id=context.run.run_id,
+        # Erased users stay erased when old landing files are read again.
+        erased=None if tombstones.empty else tombstones.matcher(privacy.key()),
     )
     for stream in STREAMS:  # tables exist even before their first line arrives
-        the_lake.ensure(stream.table, stream.schema)
-    the_lake.ensure(QUARANTINE_TABLE, QUARANTINE_SCHEMA)
-    the_lake.ensure(LEDGER_TABLE, LEDGER_SCHEMA)
+        the_lake.ensure(stream.spec)
+    the_lake.ensure(QUARANTINE)
+    the_lake.ensure(LEDGER)
 
     if report.changed:
         context.log.warning(
@@ -108,6 +114,7 @@ def ingest_landing_asset(
                 valid=totals["valid"],
                 quarantined=totals["quarantined"],
                 duplicates=totals["duplicates"],
+                erased=totals["erased"],
             ),
         )
     yield dg.MaterializeResult(

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import pyarrow as pa
+
+from ..lake.tables import TableSpec
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
@@ -100,6 +103,14 @@ class Stream:
         return pa.schema(cols + PROVENANCE_FIELDS)
 
     @property
+    def spec(self) -> TableSpec:
+        # Bronze tables hold raw personal data: log statistics only for ids and times.
+        names = [f.name for f in self.fields]
+        ids = [n for n in (self.id_field, "request_id") if n in names]
+        safe = tuple(dict.fromkeys([*ids, "ts", "_ingest_batch", "_ingested_at"]))
+        return TableSpec(self.table, self.schema, safe_columns=safe)
+
+    @property
     def required(self) -> list[str]:
         return [f.name for f in self.fields if f.required]
 
@@ -184,6 +195,11 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("_ingested_at", TIMESTAMP),
     ]
 )
+QUARANTINE = TableSpec(
+    QUARANTINE_TABLE,
+    QUARANTINE_SCHEMA,
+    safe_columns=("stream", "line_number", "_ingest_batch", "_ingested_at"),
+)
 
 
 def parse_line(stream: Stream, raw: bytes) -> dict[str, Any]:
@@ -205,6 +221,23 @@ def parse_line(stream: Stream, raw: bytes) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise Rejection(Reason.NOT_OBJECT, f"expected a JSON object, got {type(record).__name__}")
     return validate_record(stream, record)
+
+
+_ID_FIELD = re.compile(r'"(request_id|user_id)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def salvage_ids(raw: bytes) -> dict[str, str]:
+    """The request_id and user_id a rejected line seems to carry, found as text.
+
+    Lets erasure recognise a user's malformed lines too, which cannot be parsed as records.
+    """
+    found: dict[str, str] = {}
+    for name, value in _ID_FIELD.findall(raw.decode("utf-8", errors="replace")):
+        try:
+            found.setdefault(name, json.loads(f'"{value}"'))
+        except json.JSONDecodeError:
+            continue
+    return found
 
 
 def validate_record(stream: Stream, record: dict[str, Any]) -> dict[str, Any]:

@@ -104,6 +104,14 @@ class LandingZone:
         if pending:
             yield LineChunk(line_no, [_strip_cr(x) for x in pending])
 
+    def delete(self, path: str) -> None:
+        self.fs.delete_file(self._full(path))
+
+    def move(self, path: str, dest: str) -> None:
+        target = self._full(dest)
+        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        self.fs.move(self._full(path), target)
+
     def fingerprint(self, path: str) -> str:
         """SHA-256 of the file's (decompressed) content, the same digest `read_lines` computes."""
         digest = hashlib.sha256()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,16 +21,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from ..lake.tables import Lake
+from ..lake.tables import Lake, TableSpec
 from .contract import (
+    QUARANTINE,
     QUARANTINE_SCHEMA,
-    QUARANTINE_TABLE,
     STREAMS,
     TIMESTAMP,
     Reason,
     Rejection,
     Stream,
     parse_line,
+    salvage_ids,
 )
 from .landing import FileReadError, LandingFile, LandingZone
 
@@ -48,10 +49,12 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("valid", pa.int64()),
         pa.field("quarantined", pa.int64()),
         pa.field("duplicates", pa.int64()),
+        pa.field("erased", pa.int64()),
         pa.field("recorded_at", TIMESTAMP),
         pa.field("dagster_run_id", pa.string()),
     ]
 )
+LEDGER = TableSpec(LEDGER_TABLE, LEDGER_SCHEMA)
 # Delta app-transaction ids: one per kind of commit, versioned by batch number.
 APP_ROWS = "flywheel.ingest.rows"
 APP_PLAN = "flywheel.ingest.plan"
@@ -75,12 +78,14 @@ class FileResult:
     valid: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    erased: int = 0  # records of users erased before this file was read
     status: str = "done"
     reasons: Counter = field(default_factory=Counter)
 
     @property
     def balanced(self) -> bool:
-        return self.valid + self.quarantined + self.duplicates == self.lines_read
+        accounted = self.valid + self.quarantined + self.duplicates + self.erased
+        return accounted == self.lines_read
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,7 @@ class IngestReport:
             "valid": sum(f.valid for f in files),
             "quarantined": sum(f.quarantined for f in files),
             "duplicates": sum(f.duplicates for f in files),
+            "erased": sum(f.erased for f in files),
         }
 
     def reasons(self, stream: str | None = None) -> dict[str, int]:
@@ -131,8 +137,12 @@ def ingest_landing(
     streams: Sequence[Stream] = STREAMS,
     settings: IngestSettings = IngestSettings(),
     run_id: str | None = None,
+    erased: Callable[[dict], bool] | None = None,
 ) -> IngestReport:
-    """Ingest every landing file not yet in the ledger; finish any batch a crash left open first."""
+    """Ingest every landing file not yet in the ledger; finish any batch a crash left open first.
+
+    `erased` tells records of erased users, which are counted and never stored.
+    """
     report = IngestReport()
     ledger = _Ledger.load(lake)
     wanted = {s.name for s in streams}
@@ -142,7 +152,7 @@ def ingest_landing(
         planned = [f for f in planned if f.stream in wanted]
         if planned:
             report.resumed.append(batch)
-            _run_batch(landing, lake, batch, planned, by_name, settings, run_id, report)
+            _run_batch(landing, lake, batch, planned, by_name, settings, run_id, erased, report)
 
     new_files, touched = _classify(landing, ledger, streams)
     for f in touched:
@@ -154,7 +164,7 @@ def ingest_landing(
     batch = ledger.next_batch()
     for files in _plan(new_files, settings.max_batch_bytes):
         _commit_plan(lake, batch, files, run_id)
-        _run_batch(landing, lake, batch, files, by_name, settings, run_id, report)
+        _run_batch(landing, lake, batch, files, by_name, settings, run_id, erased, report)
         batch += 1
     return report
 
@@ -201,9 +211,8 @@ def _commit_plan(lake: Lake, batch: int, files: list[LandingFile], run_id: str |
         _ledger_row(batch, "planned", f.stream, f.path, f.size, f.mtime, now, run_id) for f in files
     ]
     applied = lake.append(
-        LEDGER_TABLE,
+        LEDGER,
         pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA),
-        schema=LEDGER_SCHEMA,
         transaction=(APP_PLAN, batch),
         metadata={"flywheel.operation": "ingest-plan", "batch": batch, "dagster_run_id": run_id},
     )
@@ -221,6 +230,7 @@ def _run_batch(
     streams: dict[str, Stream],
     settings: IngestSettings,
     run_id: str | None,
+    erased: Callable[[dict], bool] | None,
     report: IngestReport,
 ) -> None:
     ingested_at = datetime.now(UTC)
@@ -237,7 +247,15 @@ def _run_batch(
             # must not call deltalake itself.
             known_ids = _ids_before(lake, stream, batch)
             rows = _stream_rows(
-                landing, stream, stream_results, known_ids, batch, ingested_at, settings, spill
+                landing,
+                stream,
+                stream_results,
+                known_ids,
+                batch,
+                ingested_at,
+                settings,
+                spill,
+                erased,
             )
             reader = pa.RecordBatchReader.from_batches(stream.schema, rows)
             meta = _commit_meta("ingest", batch, run_id, stream_files)
@@ -245,17 +263,10 @@ def _run_batch(
                 for _ in reader:  # recompute the counts; the rows are already in the table
                     pass
             else:
-                lake.append(
-                    stream.table,
-                    reader,
-                    schema=stream.schema,
-                    transaction=(APP_ROWS, batch),
-                    metadata=meta,
-                )
+                lake.append(stream.spec, reader, transaction=(APP_ROWS, batch), metadata=meta)
         lake.append(
-            QUARANTINE_TABLE,
+            QUARANTINE,
             spill.finish(),
-            schema=QUARANTINE_SCHEMA,
             transaction=(APP_ROWS, batch),
             metadata=_commit_meta("ingest", batch, run_id, files),
         )
@@ -270,12 +281,12 @@ def _run_batch(
             valid=r.valid,
             quarantined=r.quarantined,
             duplicates=r.duplicates,
+            erased=r.erased,
         )
         done_rows.append(row)
     lake.append(
-        LEDGER_TABLE,
+        LEDGER,
         pa.Table.from_pylist(done_rows, schema=LEDGER_SCHEMA),
-        schema=LEDGER_SCHEMA,
         transaction=(APP_DONE, batch),
         metadata={"flywheel.operation": "ingest-done", "batch": batch, "dagster_run_id": run_id},
     )
@@ -292,6 +303,7 @@ def _stream_rows(
     ingested_at: datetime,
     settings: IngestSettings,
     spill: _QuarantineSpill,
+    erased: Callable[[dict], bool] | None,
 ) -> Iterator[pa.RecordBatch]:
     """Parse, validate and de-duplicate the stream's files; yield valid rows in bounded batches."""
     seen: set[str] = set()
@@ -309,9 +321,15 @@ def _stream_rows(
                     try:
                         row = parse_line(stream, raw)
                     except Rejection as rej:
+                        if erased is not None and erased(salvage_ids(raw)):
+                            result.erased += 1
+                            continue
                         spill.add(stream.name, result.path, line_no, rej, raw)
                         result.quarantined += 1
                         result.reasons[rej.code.value] += 1
+                        continue
+                    if erased is not None and erased(row):
+                        result.erased += 1
                         continue
                     row_id = row[stream.id_field]
                     if row_id in seen:
@@ -458,6 +476,7 @@ def _ledger_row(
         "valid": None,
         "quarantined": None,
         "duplicates": None,
+        "erased": None,
         "recorded_at": now,
         "dagster_run_id": run_id,
     }

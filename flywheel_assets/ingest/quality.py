@@ -27,8 +27,10 @@ def null_counts(table: pa.Table, columns: list[str]) -> dict[str, int]:
 
 
 def unbalanced_files(ledger: pa.Table) -> list[str]:
-    """Ingested files whose valid + quarantined + duplicates differs from the lines read."""
+    """Ingested files whose valid + quarantined + duplicates + erased is not the lines read."""
     done = ledger.filter(pc.equal(ledger["status"], "done"))
     accounted = pc.add(pc.add(done["valid"], done["quarantined"]), done["duplicates"])
+    if "erased" in done.column_names:  # absent from ledgers written before erasure existed
+        accounted = pc.add(accounted, pc.fill_null(done["erased"], 0))
     bad = done.filter(pc.not_equal(accounted, done["lines_read"]))
     return bad["path"].to_pylist()

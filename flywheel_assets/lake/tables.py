@@ -6,7 +6,7 @@ Plain deltalake and pyarrow only, so the lake can be used and tested without Dag
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -14,18 +14,37 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-# Every table keeps its history for the rollback window; the change data feed lets later stages read
-# only what changed.
+# Every table keeps its history for the rollback window.
 DEFAULT_RETENTION_DAYS = 30
 
 
-def table_configuration(retention_days: int = DEFAULT_RETENTION_DAYS) -> dict[str, str]:
-    interval = f"interval {retention_days} days"
-    return {
-        "delta.enableChangeDataFeed": "true",
-        "delta.logRetentionDuration": interval,
-        "delta.deletedFileRetentionDuration": interval,
-    }
+@dataclass(frozen=True)
+class TableSpec:
+    """A table's name, schema and how it is kept.
+
+    A table holding personal data lists the `safe_columns` (ids, times) whose min/max statistics may
+    sit in the Delta log, and has no change data feed: both would keep copies of values outside the
+    data files, where deleting rows (retention, erasure) and vacuum cannot reach them.
+    """
+
+    name: str
+    schema: pa.Schema
+    safe_columns: tuple[str, ...] | None = None
+
+    @property
+    def personal(self) -> bool:
+        return self.safe_columns is not None
+
+    def configuration(self, retention_days: int = DEFAULT_RETENTION_DAYS) -> dict[str, str]:
+        interval = f"interval {retention_days} days"
+        config = {
+            "delta.logRetentionDuration": interval,
+            "delta.deletedFileRetentionDuration": interval,
+            "delta.enableChangeDataFeed": "false" if self.personal else "true",
+        }
+        if self.personal:
+            config["delta.dataSkippingStatsColumns"] = ",".join(self.safe_columns)
+        return config
 
 
 @dataclass(frozen=True)
@@ -49,26 +68,25 @@ class Lake:
         except TableNotFoundError:
             return None
 
-    def ensure(self, table: str, schema: pa.Schema) -> DeltaTable:
-        """Open the table, creating it empty with `schema` on first use."""
-        existing = self.open(table)
+    def ensure(self, spec: TableSpec) -> DeltaTable:
+        """Open the table, creating it empty (with its configuration) on first use."""
+        existing = self.open(spec.name)
         if existing is not None:
             return existing
         return DeltaTable.create(
-            self.uri(table),
-            schema,
+            self.uri(spec.name),
+            spec.schema,
             mode="ignore",
-            configuration=table_configuration(),
+            configuration=spec.configuration(),
             storage_options=dict(self.storage_options or {}) or None,
             commit_properties=CommitProperties(custom_metadata={"flywheel.operation": "create"}),
         )
 
     def append(
         self,
-        table: str,
+        spec: TableSpec,
         data: pa.Table | pa.RecordBatchReader,
         *,
-        schema: pa.Schema,
         transaction: tuple[str, int] | None = None,
         metadata: Mapping[str, object] | None = None,
     ) -> bool:
@@ -77,7 +95,7 @@ class Lake:
         With `transaction=(app_id, version)` the append is idempotent: it is skipped (returns False)
         when the table already recorded that version for that app, so a retried batch lands once.
         """
-        dt = self.ensure(table, schema)
+        dt = self.ensure(spec)
         if transaction is not None:
             app_id, txn_version = transaction
             applied = dt.transaction_version(app_id)
@@ -135,7 +153,3 @@ def commit_properties(
     }
     txns = [Transaction(app_id=transaction[0], version=transaction[1])] if transaction else None
     return CommitProperties(custom_metadata=custom or None, app_transactions=txns)
-
-
-def concat_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> pa.Table:
-    return pa.Table.from_batches(list(batches), schema=schema)

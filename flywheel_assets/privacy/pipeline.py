@@ -1,0 +1,283 @@
+"""Build the redacted (silver) tables from the bronze tables, incrementally, exactly once.
+
+Each redacted table records, as a Delta app transaction, the last ingest batch it has consumed; a
+run reads only bronze rows of later batches and commits them with the new watermark in one commit,
+so a re-run after a crash neither skips nor repeats rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..ingest.contract import ANNOTATIONS, DRIFT_EVENTS, FEEDBACK, INTERACTIONS, MESSAGE, TIMESTAMP
+from ..ingest.pipeline import LEDGER_TABLE
+from ..lake.tables import Lake, TableSpec
+from .erasure import Tombstones
+from .hashing import hash_column
+from .pii import Detector
+from .redact import PII_COUNTS_TYPE, redact_table
+from .sampling import DriftWindow, SamplingPolicy, keep_reasons, reason_counts
+
+APP_ID = "flywheel.privacy"
+_REDACTION = [
+    pa.field("pii_counts", PII_COUNTS_TYPE),
+    pa.field("pii_total", pa.int64()),
+    pa.field("_ingest_batch", pa.int64()),
+    pa.field("_redacted_at", TIMESTAMP),
+]
+
+
+def _spec(name: str, fields: list[pa.Field], id_field: str) -> TableSpec:
+    # Pseudonymous, redacted rows are still about people: no change feed, statistics on ids only.
+    safe = tuple(dict.fromkeys([id_field, "request_id", "ts", "_ingest_batch", "_redacted_at"]))
+    return TableSpec(name, pa.schema(fields + _REDACTION), safe_columns=safe)
+
+
+REDACTED_LOGS = _spec(
+    "redacted_logs",
+    [
+        pa.field("request_id", pa.string()),
+        pa.field("ts", TIMESTAMP),
+        pa.field("prompt", pa.string()),
+        pa.field("messages", pa.list_(MESSAGE)),
+        pa.field("response", pa.string()),
+        pa.field("model_version", pa.string()),
+        pa.field("user_hash", pa.string()),
+        pa.field("session_hash", pa.string()),
+        pa.field("latency_ms", pa.int64()),
+        pa.field("response_logprob", pa.float64()),
+        pa.field("metadata", pa.string()),
+        pa.field("extra", pa.string()),
+        pa.field("keep_reason", pa.string()),
+    ],
+    "request_id",
+)
+REDACTED_FEEDBACK = _spec(
+    "redacted_feedback",
+    [
+        pa.field("feedback_id", pa.string()),
+        pa.field("request_id", pa.string()),
+        pa.field("ts", TIMESTAMP),
+        pa.field("kind", pa.string()),
+        pa.field("score", pa.int64()),
+        pa.field("correction", pa.string()),
+        pa.field("other_request_id", pa.string()),
+        pa.field("comment", pa.string()),
+        pa.field("user_hash", pa.string()),
+        pa.field("extra", pa.string()),
+    ],
+    "feedback_id",
+)
+REDACTED_ANNOTATIONS = _spec(
+    "redacted_annotations",
+    [
+        pa.field("annotation_id", pa.string()),
+        pa.field("request_id", pa.string()),
+        pa.field("ts", TIMESTAMP),
+        pa.field("operator", pa.string()),
+        pa.field("tags", pa.list_(pa.string())),
+        pa.field("correction", pa.string()),
+        pa.field("verdict", pa.string()),
+        pa.field("extra", pa.string()),
+    ],
+    "annotation_id",
+)
+
+# Free text that passes through the detector, per redacted table.
+TEXT_COLUMNS = {
+    REDACTED_LOGS.name: (["prompt", "response", "metadata", "extra"], ["messages"]),
+    REDACTED_FEEDBACK.name: (["correction", "comment", "extra"], []),
+    REDACTED_ANNOTATIONS.name: (["correction", "extra"], []),
+}
+
+
+@dataclass
+class RedactionReport:
+    table: str
+    watermark_before: int
+    watermark: int
+    rows_written: int = 0
+    committed: bool = False
+    pii_found: dict[str, int] = field(default_factory=dict)
+    kept: dict[str, int] = field(default_factory=dict)  # redacted_logs only: rows per keep reason
+    late_kept: int = 0  # interactions of earlier batches kept because a signal arrived later
+    erased_skipped: int = 0
+
+
+def ingested_watermark(lake: Lake) -> int:
+    """The last ingest batch that is completely in the bronze tables."""
+    ledger = lake.read(LEDGER_TABLE, columns=["batch", "status"])
+    if ledger is None:
+        return 0
+    done = ledger.filter(pc.not_equal(ledger["status"], "planned"))["batch"]
+    planned = ledger.filter(pc.equal(ledger["status"], "planned"))["batch"]
+    open_batches = set(planned.to_pylist()) - set(done.to_pylist())
+    last = pc.max(done).as_py() or 0
+    # A batch still open (a crashed run) holds back the watermark until it is finished.
+    return min([last, *(b - 1 for b in open_batches)])
+
+
+def redact_feedback(lake: Lake, detector: Detector, key: bytes) -> RedactionReport:
+    return _redact_simple(
+        lake, REDACTED_FEEDBACK, FEEDBACK.spec.name, detector, key, hash_user=True
+    )
+
+
+def redact_annotations(lake: Lake, detector: Detector, key: bytes) -> RedactionReport:
+    return _redact_simple(
+        lake, REDACTED_ANNOTATIONS, ANNOTATIONS.spec.name, detector, key, hash_user=False
+    )
+
+
+def redact_logs(
+    lake: Lake, detector: Detector, key: bytes, policy: SamplingPolicy
+) -> RedactionReport:
+    """Keep the interactions worth keeping (the sampling budget), redacted and user-hashed."""
+    spec = REDACTED_LOGS
+    before, target = _watermark(lake, spec.name), ingested_watermark(lake)
+    report = RedactionReport(spec.name, before, target)
+    if target <= before:
+        return report
+    new = _batch_filter(before, target)
+    raw = lake.read(INTERACTIONS.table, filter=new)
+    if raw is None:
+        raw = INTERACTIONS.schema.empty_table()
+    feedback_ids = _column(lake, FEEDBACK.table, "request_id", pc.field("_ingest_batch") <= target)
+    annotated = _column(lake, ANNOTATIONS.table, "request_id", pc.field("_ingest_batch") <= target)
+    windows = _drift_windows(lake, target)
+
+    # Signals that arrived in this run for interactions of earlier batches, which a past run may
+    # have dropped: re-evaluate those interactions too.
+    late_ids = pa.concat_arrays(
+        [
+            _column(lake, FEEDBACK.table, "request_id", new),
+            _column(lake, ANNOTATIONS.table, "request_id", new),
+        ]
+    )
+    earlier = pc.field("_ingest_batch") <= before
+    late_filter = earlier & pc.field("request_id").isin(pc.unique(late_ids))
+    new_windows = _drift_windows(lake, target, since=before)
+    for w in new_windows:
+        late_filter = late_filter | (
+            earlier
+            & (pc.field("ts") >= pa.scalar(w.start, TIMESTAMP))
+            & (pc.field("ts") <= pa.scalar(w.end, TIMESTAMP))
+        )
+    late = lake.read(INTERACTIONS.table, filter=late_filter) if before else None
+    if late is not None and late.num_rows:
+        kept_already = _column(lake, spec.name, "request_id")
+        late = late.filter(pc.invert(pc.is_in(late["request_id"], value_set=kept_already)))
+        raw = pa.concat_tables([raw, late]) if raw is not None else late
+
+    reasons = keep_reasons(
+        raw,
+        with_feedback=pc.unique(feedback_ids),
+        with_annotation=pc.unique(annotated),
+        drift_windows=windows,
+        policy=policy,
+        key=key,
+    )
+    report.kept = reason_counts(reasons)
+    kept = raw.append_column("keep_reason", reasons).filter(pc.not_equal(reasons, "unsampled"))
+    if late is not None:
+        late_ids_kept = pc.is_in(kept["request_id"], value_set=late["request_id"])
+        report.late_kept = int(pc.sum(late_ids_kept).as_py() or 0)
+
+    kept = kept.append_column("user_hash", hash_column(kept["user_id"], key, "user"))
+    kept = kept.append_column("session_hash", hash_column(kept["session_id"], key, "session"))
+    kept, report.erased_skipped = _drop_erased(lake, kept, key)
+    _write(lake, spec, kept, detector, report)
+    return report
+
+
+def _redact_simple(
+    lake: Lake, spec: TableSpec, source: str, detector: Detector, key: bytes, *, hash_user: bool
+) -> RedactionReport:
+    before, target = _watermark(lake, spec.name), ingested_watermark(lake)
+    report = RedactionReport(spec.name, before, target)
+    if target <= before:
+        return report
+    rows = lake.read(source, filter=_batch_filter(before, target))
+    if rows is None:
+        return report
+    if hash_user:
+        rows = rows.append_column("user_hash", hash_column(rows["user_id"], key, "user"))
+    rows, report.erased_skipped = _drop_erased(lake, rows, key)
+    _write(lake, spec, rows, detector, report)
+    return report
+
+
+def _write(
+    lake: Lake, spec: TableSpec, rows: pa.Table, detector: Detector, report: RedactionReport
+) -> None:
+    text, messages = TEXT_COLUMNS[spec.name]
+    redacted = redact_table(rows, detector, text, messages)
+    redacted = redacted.append_column(
+        "_redacted_at", pa.array([datetime.now(UTC)] * redacted.num_rows, TIMESTAMP)
+    )
+    # Exactly the target schema: raw-only columns (user_id, session_id, provenance) are left behind.
+    out = redacted.select(spec.schema.names).cast(spec.schema)
+    report.pii_found = {k: v for k, v in _sum_counts(redacted["pii_counts"]).items() if v}
+    report.rows_written = out.num_rows
+    report.committed = lake.append(
+        spec,
+        out,
+        transaction=(f"{APP_ID}.{spec.name}", report.watermark),
+        metadata={
+            "flywheel.operation": "redact",
+            "ingest_batches": [report.watermark_before + 1, report.watermark],
+        },
+    )
+
+
+def _drop_erased(lake: Lake, rows: pa.Table, key: bytes) -> tuple[pa.Table, int]:
+    tombstones = Tombstones.load(lake)
+    if tombstones.empty or rows.num_rows == 0:
+        return rows, 0
+    erased = pc.is_in(rows["request_id"], value_set=tombstones.request_ids)
+    if "user_hash" in rows.column_names:
+        erased = pc.or_kleene(erased, pc.is_in(rows["user_hash"], value_set=tombstones.user_hashes))
+    erased = pc.fill_null(erased, False)
+    return rows.filter(pc.invert(erased)), int(pc.sum(erased).as_py() or 0)
+
+
+def _watermark(lake: Lake, table: str) -> int:
+    dt = lake.open(table)
+    if dt is None:
+        return 0
+    return dt.transaction_version(f"{APP_ID}.{table}") or 0
+
+
+def _batch_filter(after: int, upto: int) -> pc.Expression:
+    return (pc.field("_ingest_batch") > after) & (pc.field("_ingest_batch") <= upto)
+
+
+def _column(lake: Lake, table: str, name: str, filter: pc.Expression | None = None) -> pa.Array:
+    data = lake.read(table, columns=[name], filter=filter)
+    if data is None:
+        return pa.array([], pa.string())
+    return data[name].combine_chunks()
+
+
+def _drift_windows(lake: Lake, upto: int, since: int = 0) -> list[DriftWindow]:
+    events = lake.read(
+        DRIFT_EVENTS.table,
+        columns=["ts", "window_hours"],
+        filter=_batch_filter(since, upto),
+    )
+    if events is None:
+        return []
+    return [DriftWindow.before(e["ts"], e["window_hours"]) for e in events.to_pylist()]
+
+
+def _sum_counts(counts: pa.ChunkedArray) -> dict[str, int]:
+    maps = counts.combine_chunks()
+    if len(maps.keys) == 0:
+        return {}
+    table = pa.table({"kind": maps.keys, "n": maps.items})
+    summed = table.group_by("kind").aggregate([("n", "sum")])
+    return dict(zip(summed["kind"].to_pylist(), summed["n_sum"].to_pylist(), strict=True))
