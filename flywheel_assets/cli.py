@@ -156,24 +156,29 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _forget(args: argparse.Namespace) -> int:
+def _run_op_job(args: argparse.Namespace, job: str, op: str, op_config: dict) -> dict:
+    """Run an op job in-process with `op_config` for `op`; return its materializations."""
     from .runner import RunFailed, execute_job, materializations
 
-    if not args.user_id.strip():
-        raise CliError("USER_ID must not be blank")
-    config = {
-        "ops": {"erase_user_rows": {"config": {"user_id": args.user_id, "reason": args.reason}}}
-    }
     try:
         result = execute_job(
-            "erase_user_job",
+            job,
             landing=landing_root(args.landing),
             lake=lake_root(args.lake),
-            run_config=config,
+            run_config={"ops": {op: {"config": op_config}}},
         )
     except RunFailed as exc:
         raise CliError(str(exc)) from None
-    touched = materializations(result).get("erasure_tombstones", {}).get("tables_touched", {})
+    return materializations(result)
+
+
+def _forget(args: argparse.Namespace) -> int:
+    if not args.user_id.strip():
+        raise CliError("USER_ID must not be blank")
+    mats = _run_op_job(
+        args, "erase_user_job", "erase_user_rows", {"user_id": args.user_id, "reason": args.reason}
+    )
+    touched = mats.get("erasure_tombstones", {}).get("tables_touched", {})
     rows = [
         [table, info["rows_deleted"], info["version_before"], info["version_after"]]
         for table, info in sorted(touched.items())
@@ -185,28 +190,12 @@ def _forget(args: argparse.Namespace) -> int:
 
 
 def _expire(args: argparse.Namespace) -> int:
-    from .runner import RunFailed, execute_job, materializations
-
     if args.days < 1:
         raise CliError("--days must be at least 1")
-    config = {
-        "ops": {
-            "expire_raw_data": {
-                # Dagster names enum config values by member name.
-                "config": {"raw_days": args.days, "landing_files": args.landing_files.upper()}
-            }
-        }
-    }
-    try:
-        result = execute_job(
-            "retention_job",
-            landing=landing_root(args.landing),
-            lake=lake_root(args.lake),
-            run_config=config,
-        )
-    except RunFailed as exc:
-        raise CliError(str(exc)) from None
-    rows = [[t, m.get("rows_deleted", 0)] for t, m in sorted(materializations(result).items())]
+    # Dagster names enum config values by member name.
+    config = {"raw_days": args.days, "landing_files": args.landing_files.upper()}
+    mats = _run_op_job(args, "retention_job", "expire_raw_data", config)
+    rows = [[t, m.get("rows_deleted", 0)] for t, m in sorted(mats.items())]
     print(f"expired raw data older than {args.days} days")
     print(format_table(["table", "rows deleted"], rows) if rows else "no raw rows were old enough")
     return 0
