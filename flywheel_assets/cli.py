@@ -98,6 +98,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_locations(expire)
     expire.set_defaults(handler=_expire)
 
+    export = sub.add_parser(
+        "export",
+        help="write a curated set as JSON Lines that TRL or OpenAI fine-tuning load directly",
+        description="Write sft_set, dpo_set, kto_set or eval_cases as JSON Lines: TRL's "
+        "conversational SFT, preference (DPO) and unpaired preference (KTO) formats, or "
+        "OpenAI's chat fine-tuning format for sft_set. --version exports an earlier version.",
+    )
+    export.add_argument(
+        "table", choices=["sft_set", "dpo_set", "kto_set", "eval_cases"], help="the set to export"
+    )
+    export.add_argument("--out", required=True, metavar="FILE", help="the JSON Lines file to write")
+    export.add_argument("--version", type=int, help="Delta version to export (default: latest)")
+    export.add_argument(
+        "--format", choices=["trl", "openai"], default="trl", help="trl (default) or openai"
+    )
+    export.add_argument(
+        "--lake", metavar="URI", help="lake root (default: $FLYWHEEL_LAKE or data/lake)"
+    )
+    export.set_defaults(handler=_export)
+
     sample = sub.add_parser(
         "sample",
         help="write a seeded sample landing zone (interactions, feedback, annotations, drift)",
@@ -198,6 +218,28 @@ def _expire(args: argparse.Namespace) -> int:
     rows = [[t, m.get("rows_deleted", 0)] for t, m in sorted(mats.items())]
     print(f"expired raw data older than {args.days} days")
     print(format_table(["table", "rows deleted"], rows) if rows else "no raw rows were old enough")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .curation.export import ExportFormat, export_table
+
+    try:
+        result = export_table(
+            Lake(lake_root(args.lake)),
+            args.table,
+            args.out,
+            version=args.version,
+            fmt=ExportFormat(args.format),
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(f"wrote {result.rows} rows of {result.table} version {result.version} to {result.path}")
+    if result.skipped:
+        print(
+            f"left out {result.skipped} conversations with tool turns, which the OpenAI format "
+            "cannot express without tool calls (--format trl keeps them)"
+        )
     return 0
 
 

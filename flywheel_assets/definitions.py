@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from .curation import defs as curation
 from .ingest import defs as ingest
 from .operations import defs as operations
 from .privacy import defs as privacy
@@ -10,6 +11,7 @@ from .resources import LakeResource, LandingResource, PrivacyResource
 defs = dg.Definitions.merge(
     ingest.defs,
     privacy.defs,
+    curation.defs,
     operations.defs,
     dg.Definitions(
         resources={

@@ -111,6 +111,31 @@ class Lake:
         )
         return True
 
+    def overwrite(
+        self,
+        spec: TableSpec,
+        data: pa.Table,
+        *,
+        metadata: Mapping[str, object] | None = None,
+    ) -> None:
+        """Replace the table's content in one commit (earlier versions stay readable)."""
+        dt = self.ensure(spec)
+        write_deltalake(
+            dt,
+            data,
+            mode="overwrite",
+            storage_options=dict(self.storage_options or {}) or None,
+            commit_properties=commit_properties(metadata),
+        )
+
+    def last_commit_metadata(self, table: str) -> dict[str, str]:
+        """The custom metadata of the table's latest commit (empty if none)."""
+        dt = self.open(table)
+        if dt is None:
+            return {}
+        history = dt.history(limit=1)
+        return {k: v for k, v in history[0].items() if isinstance(v, str)} if history else {}
+
     def stats(self, table: str) -> TableStats | None:
         dt = self.open(table)
         return None if dt is None else table_stats(dt)

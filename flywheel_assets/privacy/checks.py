@@ -2,24 +2,25 @@
 
 import dagster as dg
 
-from ..lake.tables import TableSpec
 from ..resources import LakeResource, PrivacyResource
 from .pipeline import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS, TEXT_COLUMNS
 from .redact import residual_pii
 
 
-def _no_residual_pii(spec: TableSpec) -> dg.AssetChecksDefinition:
-    text, messages = TEXT_COLUMNS[spec.name]
+def no_residual_pii_check(
+    table: str, text: list[str], messages: list[str]
+) -> dg.AssetChecksDefinition:
+    """A blocking check that no PII detector fires on the given text columns of `table`."""
 
     @dg.asset_check(
-        asset=spec.name,
+        asset=table,
         name="no_residual_pii",
         blocking=True,
-        description=f"No PII detector fires on {', '.join(text + messages)} of {spec.name}.",
+        description=f"No PII detector fires on {', '.join(text + messages)} of {table}.",
     )
     def check(lake: LakeResource, privacy: PrivacyResource) -> dg.AssetCheckResult:
-        table = lake.lake().read(spec.name, columns=text + messages)
-        residual = residual_pii(table, privacy.detector(), text, messages)
+        data = lake.lake().read(table, columns=text + messages)
+        residual = residual_pii(data, privacy.detector(), text, messages)
         return dg.AssetCheckResult(
             passed=not residual,
             severity=dg.AssetCheckSeverity.ERROR,
@@ -29,4 +30,7 @@ def _no_residual_pii(spec: TableSpec) -> dg.AssetChecksDefinition:
     return check
 
 
-CHECKS = [_no_residual_pii(s) for s in (REDACTED_LOGS, REDACTED_FEEDBACK, REDACTED_ANNOTATIONS)]
+CHECKS = [
+    no_residual_pii_check(spec.name, *TEXT_COLUMNS[spec.name])
+    for spec in (REDACTED_LOGS, REDACTED_FEEDBACK, REDACTED_ANNOTATIONS)
+]

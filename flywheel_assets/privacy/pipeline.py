@@ -146,8 +146,15 @@ def redact_logs(
     raw = lake.read(INTERACTIONS.table, filter=new)
     if raw is None:
         raw = INTERACTIONS.schema.empty_table()
-    feedback_ids = _column(lake, FEEDBACK.table, "request_id", pc.field("_ingest_batch") <= target)
-    annotated = _column(lake, ANNOTATIONS.table, "request_id", pc.field("_ingest_batch") <= target)
+    upto = pc.field("_ingest_batch") <= target
+    # The answer a comparison was won against is feedback on that answer too.
+    feedback_ids = pa.concat_arrays(
+        [
+            _column(lake, FEEDBACK.table, "request_id", upto),
+            _column(lake, FEEDBACK.table, "other_request_id", upto).drop_null(),
+        ]
+    )
+    annotated = _column(lake, ANNOTATIONS.table, "request_id", upto)
     windows = _drift_windows(lake, target)
 
     # Signals that arrived in this run for interactions of earlier batches, which a past run may
@@ -155,6 +162,7 @@ def redact_logs(
     late_ids = pa.concat_arrays(
         [
             _column(lake, FEEDBACK.table, "request_id", new),
+            _column(lake, FEEDBACK.table, "other_request_id", new).drop_null(),
             _column(lake, ANNOTATIONS.table, "request_id", new),
         ]
     )

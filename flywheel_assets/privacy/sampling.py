@@ -56,9 +56,7 @@ def keep_reasons(
     logprob = interactions["response_logprob"]
     ts = interactions["ts"]
     low = pc.fill_null(pc.less(logprob, policy.low_logprob), False)
-    in_drift = (
-        pa.repeat(False, len(ids)) if not drift_windows else _in_any_window(ts, drift_windows)
-    )
+    in_drift = in_any_window(ts, drift_windows)
     sampled = pa.array(
         [unit_interval(i, key, "sample") < policy.healthy_share for i in ids.to_pylist()],
         pa.bool_(),
@@ -87,7 +85,8 @@ def _value_counts(arr: pa.Array) -> tuple[list, list]:
     return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
 
 
-def _in_any_window(ts: pa.ChunkedArray | pa.Array, windows: list[DriftWindow]) -> pa.Array:
+def in_any_window(ts: pa.ChunkedArray | pa.Array, windows: list[DriftWindow]) -> pa.Array:
+    """True where a timestamp falls inside any of the windows."""
     hit = pa.repeat(False, len(ts))
     for w in windows:
         inside = pc.and_(pc.greater_equal(ts, w.start), pc.less_equal(ts, w.end))

@@ -1,0 +1,259 @@
+"""Gold assets: tagged rows, eval cases, review queue, SFT / DPO / KTO sets, feedback metrics."""
+
+import dagster as dg
+from pydantic import Field
+
+from ..ingest.contract import DRIFT_EVENTS, INTERACTIONS
+from ..metadata import column_schema, rows_now, table_metadata
+from ..privacy.pipeline import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS
+from ..resources import LakeResource, PrivacyResource
+from .datasets import CurationPolicy
+from .metrics import FEEDBACK_METRICS, MetricThresholds, breaches, chart_markdown, overall
+from .pipeline import (
+    CURATED,
+    FeedbackCap,
+    build_curated_sets,
+    build_feedback_metrics,
+    build_tagged_rows,
+)
+from .safety import SafetyPolicy
+from .schemas import DPO_SET, EVAL_CASES, KTO_SET, REVIEW_QUEUE, SFT_SET, TAGGED_ROWS
+from .signals import SignalWeights
+
+GROUP = "curation"
+
+
+class CurationConfig(dg.Config):
+    """Settings shared by tagging and the curated sets; the defaults suit most apps."""
+
+    holdout_share: float = Field(
+        default=0.2, description="Share of eval prompts held out (keyed hash of the prompt)."
+    )
+    similarity_min: float = Field(
+        default=0.10,
+        description="DPO pairs from corrections and edits need at least this normalized "
+        "Levenshtein similarity between chosen and rejected (below: a rewrite).",
+    )
+    similarity_max: float = Field(
+        default=0.95, description="...and at most this (above: a typo fix that teaches nothing)."
+    )
+    near_duplicate_threshold: float = Field(
+        default=0.9, description="Prompts at least this similar are collapsed in training sets."
+    )
+    max_user_share: float = Field(
+        default=0.1, description="No user may contribute more than this share of a training set."
+    )
+    min_rows_per_user: int = Field(
+        default=5, description="...except that every user may contribute this many rows."
+    )
+    feedback_cap_per_window: int = Field(
+        default=20,
+        description="Feedback events one user may give per window before the rest goes to review.",
+    )
+    feedback_cap_window_hours: float = Field(default=24.0, description="The cap's window.")
+    blocklist: list[str] = Field(
+        default_factory=list,
+        description="Words or phrases that keep a text out of training (case-insensitive).",
+    )
+    classifier: str | None = Field(
+        default=None,
+        description="Optional 'package.module:function' taking a list of texts and returning, "
+        "per text, False (safe) or True / a reason (unsafe).",
+    )
+    max_chars: int = Field(default=8000, description="Longest training target kept.")
+    min_chars: int = Field(default=2, description="Shortest training target kept.")
+
+    def policy(self) -> CurationPolicy:
+        return CurationPolicy(
+            holdout_share=self.holdout_share,
+            similarity_min=self.similarity_min,
+            similarity_max=self.similarity_max,
+            near_duplicate_threshold=self.near_duplicate_threshold,
+            max_user_share=self.max_user_share,
+            min_rows_per_user=self.min_rows_per_user,
+            safety=SafetyPolicy(
+                blocklist=tuple(self.blocklist),
+                min_chars=self.min_chars,
+                max_chars=self.max_chars,
+                classifier=self.classifier,
+            ),
+        )
+
+    def cap(self) -> FeedbackCap:
+        return FeedbackCap(self.feedback_cap_per_window, self.feedback_cap_window_hours)
+
+
+@dg.asset(
+    name=TAGGED_ROWS.name,
+    deps=[
+        REDACTED_LOGS.name,
+        REDACTED_FEEDBACK.name,
+        REDACTED_ANNOTATIONS.name,
+        DRIFT_EVENTS.table,
+    ],
+    group_name=GROUP,
+    kinds={"delta"},
+    description="One row per kept interaction (request_id) with its feedback and annotations "
+    "folded in: tags (user_positive, user_negative, corrected, edited, compared, low_confidence, "
+    "drift_window, conflict, safety_flag, over_cap and operator tags), a label "
+    "(positive / negative / unknown) with a confidence, and the best correction.",
+    metadata={"dagster/column_schema": column_schema(TAGGED_ROWS.schema)},
+)
+def tagged_rows(
+    context: dg.AssetExecutionContext,
+    config: CurationConfig,
+    lake: LakeResource,
+    privacy: PrivacyResource,
+) -> dg.MaterializeResult:
+    the_lake = lake.lake()
+    before = rows_now(the_lake, TAGGED_ROWS.name)
+    report = build_tagged_rows(
+        the_lake, privacy.detector(), SignalWeights(), config.cap(), config.policy()
+    )
+    if not report.committed:
+        context.log.info("redacted tables unchanged since the last build: nothing committed")
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            the_lake,
+            TAGGED_ROWS.name,
+            before,
+            labels=dg.MetadataValue.json(report.labels),
+            over_cap_feedback=report.over_cap_feedback,
+            source_versions=dg.MetadataValue.json(report.source_versions),
+            rebuilt=report.committed,
+        )
+    )
+
+
+_SET_DESCRIPTIONS = {
+    EVAL_CASES.name: "One row per eval case (case_id): golden cases (positive, uncorrected "
+    "answers that must keep working) and regression cases (negative answers with a correction: "
+    "expected = the corrected text), with a deterministic holdout flag.",
+    REVIEW_QUEUE.name: "One row per interaction waiting for a human (request_id), with the reason: "
+    "negative without correction, conflict, unsafe training target, or over-cap feedback. It "
+    "leaves the queue when an operator annotates it with a correction or a verdict.",
+    SFT_SET.name: "One row per SFT example (example_id): chat messages whose last turn is the "
+    "assistant's good or corrected answer; one per near-duplicate prompt, a correction winning.",
+    DPO_SET.name: "One row per preference pair (pair_id): prompt, chosen, rejected and their "
+    "similarity, from corrections, edits and side-by-side comparisons.",
+    KTO_SET.name: "One row per unpaired example (example_id): prompt, completion and whether it "
+    "is desirable (TRL's KTO format).",
+}
+
+
+@dg.multi_asset(
+    name="curated_sets",
+    description="Builds eval cases, the review queue and the SFT, DPO and KTO training sets from "
+    "tagged_rows, behind the safety circuit breaker, the per-user caps and the holdout.",
+    specs=[
+        dg.AssetSpec(
+            spec.name,
+            deps=[TAGGED_ROWS.name],
+            description=_SET_DESCRIPTIONS[spec.name],
+            group_name=GROUP,
+            kinds={"delta"},
+            metadata={"dagster/column_schema": column_schema(spec.schema)},
+        )
+        for spec in CURATED
+    ],
+)
+def curated_sets(
+    context: dg.AssetExecutionContext,
+    config: CurationConfig,
+    lake: LakeResource,
+    privacy: PrivacyResource,
+):
+    the_lake = lake.lake()
+    before = {spec.name: rows_now(the_lake, spec.name) for spec in CURATED}
+    report = build_curated_sets(the_lake, privacy.detector(), privacy.key(), config.policy())
+    if not report.committed:
+        context.log.info("tagged_rows unchanged since the last build: nothing committed")
+    for spec in CURATED:
+        extra = {"source_versions": dg.MetadataValue.json(report.source_versions)}
+        if spec.name == KTO_SET.name:
+            kto = the_lake.read(KTO_SET.name, columns=["label"])
+            desirable = sum(kto["label"].to_pylist())
+            extra.update(desirable=desirable, undesirable=kto.num_rows - desirable)
+        if spec.name == REVIEW_QUEUE.name:
+            queue = the_lake.read(REVIEW_QUEUE.name, columns=["reason"])
+            reasons: dict[str, int] = {}
+            for reason in queue["reason"].to_pylist():
+                for r in reason.split(","):
+                    reasons[r] = reasons.get(r, 0) + 1
+            extra["reasons"] = dg.MetadataValue.json(dict(sorted(reasons.items())))
+        if report.stats:
+            extra["curation_stats"] = dg.MetadataValue.json(report.stats)
+        yield dg.MaterializeResult(
+            asset_key=spec.name,
+            metadata=table_metadata(the_lake, spec.name, before[spec.name], **extra),
+        )
+
+
+class MetricsConfig(dg.Config):
+    min_positive_rate: float = Field(default=0.70, description="Warn below this positive rate.")
+    max_correction_rate: float = Field(default=0.20, description="Warn above this correction rate.")
+    max_safety_flag_rate: float = Field(
+        default=0.005, description="Warn above this share of safety-flagged interactions."
+    )
+
+
+METRIC_CHECKS = ("positive_rate_healthy", "correction_rate_healthy", "safety_flag_rate_healthy")
+
+
+@dg.asset(
+    name=FEEDBACK_METRICS.name,
+    deps=[TAGGED_ROWS.name, INTERACTIONS.table],
+    group_name=GROUP,
+    kinds={"delta"},
+    description="One row per day and model_version: interactions logged, feedback collection "
+    "rate, positive, negative and correction rates, and the safety flag rate.",
+    metadata={"dagster/column_schema": column_schema(FEEDBACK_METRICS.schema)},
+    check_specs=[
+        dg.AssetCheckSpec(name, asset=FEEDBACK_METRICS.name, description=desc)
+        for name, desc in zip(
+            METRIC_CHECKS,
+            [
+                "The positive rate over all days is at least min_positive_rate (warns).",
+                "The correction rate is at most max_correction_rate (warns).",
+                "The safety flag rate is at most max_safety_flag_rate (warns).",
+            ],
+            strict=True,
+        )
+    ],
+)
+def feedback_metrics(config: MetricsConfig, lake: LakeResource):
+    the_lake = lake.lake()
+    before = rows_now(the_lake, FEEDBACK_METRICS.name)
+    metrics = build_feedback_metrics(the_lake)
+    rates = overall(metrics) if metrics.num_rows else {}
+    yield dg.MaterializeResult(
+        metadata=table_metadata(
+            the_lake,
+            FEEDBACK_METRICS.name,
+            before,
+            rates=dg.MetadataValue.json(rates),
+            chart=dg.MetadataValue.md(chart_markdown(metrics)),
+        )
+    )
+    crossed = (
+        breaches(
+            rates,
+            MetricThresholds(
+                config.min_positive_rate, config.max_correction_rate, config.max_safety_flag_rate
+            ),
+        )
+        if rates
+        else {}
+    )
+    for check, rate in zip(
+        METRIC_CHECKS, ["positive_rate", "correction_rate", "safety_flag_rate"], strict=True
+    ):
+        yield dg.AssetCheckResult(
+            check_name=check,
+            passed=rate not in crossed,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"value": rates.get(rate), "breach": crossed.get(rate, "")},
+        )
+
+
+ASSETS = [tagged_rows, curated_sets, feedback_metrics]

@@ -1,0 +1,377 @@
+"""From tagged rows to the sets people and trainers use: eval cases, review queue, SFT, DPO, KTO.
+
+Each builder takes the tagged rows (one per kept interaction) and returns an Arrow table in its
+curated schema, without provenance columns; `with_provenance` adds them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from rapidfuzz.distance import Levenshtein
+
+from ..privacy.hashing import unit_interval
+from ..privacy.pii import Detector
+from .caps import cap_user_share
+from .dedup import keep_one_per_group, near_duplicate_groups
+from .normalize import normalize_text
+from .safety import SafetyPolicy, safety_flags
+from .schemas import DPO_SET, EVAL_CASES, KTO_SET, REVIEW_QUEUE, SFT_SET
+from .signals import NEGATIVE, POSITIVE
+
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+# Which corrected answer wins when one prompt has several.
+TARGET_PRIORITY = {"operator_correction": 4, "user_correction": 3, "edit": 2, "response": 1}
+PAIR_PRIORITY = {"correction": 3, "edit": 2, "comparison": 1}
+# Columns of tagged_rows that can become a training target.
+TARGET_COLUMNS = ("response", "correction", "edited_response")
+
+
+@dataclass(frozen=True)
+class CurationPolicy:
+    holdout_share: float = 0.2
+    similarity_min: float = 0.10  # below: a rewrite, the prompt was the problem
+    similarity_max: float = 0.95  # above: a typo fix teaches nothing
+    near_duplicate_threshold: float = 0.9
+    max_user_share: float = 0.1
+    min_rows_per_user: int = 5
+    safety: SafetyPolicy = SafetyPolicy()
+
+    def __post_init__(self):
+        if not 0.0 <= self.holdout_share <= 1.0:
+            raise ValueError(f"holdout_share must be within [0, 1], got {self.holdout_share}")
+        if not 0.0 <= self.similarity_min < self.similarity_max <= 1.0:
+            raise ValueError(
+                "the similarity band needs 0 <= similarity_min < similarity_max <= 1, got "
+                f"{self.similarity_min}..{self.similarity_max}"
+            )
+
+
+@dataclass
+class Curated:
+    eval_cases: pa.Table
+    review_queue: pa.Table
+    sft_set: pa.Table
+    dpo_set: pa.Table
+    kto_set: pa.Table
+    stats: dict
+
+
+def curate(tagged: pa.Table, policy: CurationPolicy, key: bytes, detector: Detector) -> Curated:
+    """Build every curated set from the tagged rows."""
+    rows = tagged.to_pylist()
+    # Safety and normalization run vectorized over whole columns, once.
+    flags = {
+        col: safety_flags(tagged[col], policy.safety, detector).to_pylist()
+        for col in TARGET_COLUMNS
+    }
+    prompt_flags = safety_flags(tagged["prompt"], policy.safety, detector).to_pylist()
+    normalized = {col: normalize_text(tagged[col]).to_pylist() for col in TARGET_COLUMNS}
+    for i, r in enumerate(rows):
+        r["_i"] = i
+        r["_norm"] = {col: normalized[col][i] or "" for col in TARGET_COLUMNS}
+    by_id = {r["request_id"]: r for r in rows}
+    unsafe: dict[str, list[str]] = {}
+
+    def target_ok(row: dict, column: str) -> bool:
+        """The training target in `column` (and the prompt before it) passes the breaker."""
+        # A short prompt ("thanks!") is fine; a short answer to learn from is not.
+        found = flags[column][row["_i"]] + [
+            f for f in prompt_flags[row["_i"]] if f not in ("too_short", "empty")
+        ]
+        if found:
+            unsafe.setdefault(row["request_id"], found)
+        return not found
+
+    evals = _eval_cases(rows, policy, key, target_ok)
+    holdout_prompts = {c["normalized_prompt"] for c in evals if c["holdout"]}
+    sft, sft_leaks = _without(_sft_rows(rows, target_ok), holdout_prompts)
+    dpo, dpo_leaks = _without(_dpo_rows(rows, by_id, policy, target_ok), holdout_prompts)
+    kto, kto_leaks = _without(_kto_rows(rows, target_ok), holdout_prompts)
+
+    sft_t = _collapse(_table(sft, SFT_SET), policy, "priority")
+    dpo_t = _collapse(_table(dpo, DPO_SET), policy, "priority")
+    kto_t = _collapse(_table(kto, KTO_SET), policy, "label_key")
+    capped = {}
+    for name in ("sft", "dpo", "kto"):
+        table = {"sft": sft_t, "dpo": dpo_t, "kto": kto_t}[name]
+        kept, dropped = cap_user_share(
+            table,
+            max_share=policy.max_user_share,
+            min_rows_per_user=policy.min_rows_per_user,
+            order_by=[("ts", "ascending")],
+        )
+        capped[name] = dropped.num_rows
+        if name == "sft":
+            sft_t = kept
+        elif name == "dpo":
+            dpo_t = kept
+        else:
+            kto_t = kept
+    review = _review_rows(rows, unsafe)
+    return Curated(
+        eval_cases=_table(evals, EVAL_CASES),
+        review_queue=_table(review, REVIEW_QUEUE),
+        sft_set=sft_t,
+        dpo_set=dpo_t,
+        kto_set=kto_t,
+        stats={
+            "holdout_leaks_removed": {"sft": sft_leaks, "dpo": dpo_leaks, "kto": kto_leaks},
+            "dropped_by_user_share_cap": capped,
+            "unsafe_targets": len(unsafe),
+        },
+    )
+
+
+def _eval_cases(rows: list[dict], policy: CurationPolicy, key: bytes, target_ok) -> list[dict]:
+    golden: dict[str, dict] = {}
+    regression: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        if r["over_cap"] or "conflict" in r["tags"]:
+            continue
+        if r["label"] == POSITIVE and r["correction"] is None:
+            if not target_ok(r, "response"):
+                continue
+            case = _case(r, "golden", "response", policy, key)
+            best = golden.get(case["normalized_prompt"])
+            if best is None or (r["confidence"], r["ts"]) > (best["_conf"], best["ts"]):
+                golden[case["normalized_prompt"]] = case | {"_conf": r["confidence"]}
+        elif r["label"] == NEGATIVE and r["correction"] is not None:
+            if not target_ok(r, "correction"):
+                continue
+            case = _case(r, "regression", "correction", policy, key)
+            k = (case["normalized_prompt"], r["_norm"]["correction"])
+            if k not in regression or r["ts"] > regression[k]["ts"]:
+                regression[k] = case
+    return [*golden.values(), *regression.values()]
+
+
+def _case(r: dict, kind: str, column: str, policy: CurationPolicy, key: bytes) -> dict:
+    prompt = r["normalized_prompt"]
+    return {
+        "case_id": _id(kind, prompt, r["_norm"][column]),
+        "kind": kind,
+        "input": r["prompt"],
+        "input_messages": r["messages"],
+        "expected": r[column],
+        # Keyed on the prompt: every case of one prompt is held out together.
+        "holdout": unit_interval(prompt, key, "holdout") < policy.holdout_share,
+        "source_request_id": r["request_id"],
+        "normalized_prompt": prompt,
+        "ts": r["ts"],
+        **_prov(r, [r["request_id"]]),
+    }
+
+
+def _sft_rows(rows: list[dict], target_ok) -> list[dict]:
+    out = []
+    for r in rows:
+        if r["over_cap"] or "conflict" in r["tags"]:
+            continue
+        column, source = _sft_target(r)
+        if column is None or not target_ok(r, column):
+            continue
+        target = r[column]
+        history = r["messages"] or [{"role": "user", "content": r["prompt"]}]
+        out.append(
+            {
+                "example_id": _id("sft", r["request_id"], source),
+                "messages": [*history, {"role": "assistant", "content": target}],
+                "prompt": r["prompt"],
+                "completion": target,
+                "target_source": source,
+                "normalized_prompt": r["normalized_prompt"],
+                "user_hash": r["user_hash"],
+                "ts": r["ts"],
+                "priority": TARGET_PRIORITY[source],
+                "confidence": r["confidence"],
+                **_prov(r, [r["request_id"]]),
+            }
+        )
+    return out
+
+
+def _sft_target(r: dict) -> tuple[str | None, str | None]:
+    """The column holding the best answer to learn from, and what kind of answer it is."""
+    if r["correction"] is not None and r["verdict"] != "good":
+        return "correction", f"{r['correction_source']}_correction"
+    if r["label"] == POSITIVE:
+        return "response", "response"
+    if r["edited_response"] is not None:
+        return "edited_response", "edit"
+    return None, None
+
+
+def _dpo_rows(rows: list[dict], by_id: dict, policy: CurationPolicy, target_ok) -> list[dict]:
+    out = []
+    for r in rows:
+        if r["over_cap"]:
+            continue
+        # (source, chosen row, chosen column, rejected row, request ids)
+        candidates = []
+        if r["correction"] is not None and r["verdict"] != "good":
+            candidates.append(("correction", r, "correction", r, [r["request_id"]]))
+        if r["edited_response"] is not None:
+            candidates.append(("edit", r, "edited_response", r, [r["request_id"]]))
+        for other_id in r["preferred_over"]:
+            other = by_id.get(other_id)
+            # A side-by-side choice is a pair only when both answered the same question.
+            if other is not None and other["normalized_prompt"] == r["normalized_prompt"]:
+                candidates.append(("comparison", r, "response", other, [r["request_id"], other_id]))
+        for source, winner, column, loser, ids in candidates:
+            chosen, rejected = winner[column], loser["response"]
+            if chosen is None or rejected is None:
+                continue
+            if winner["_norm"][column] == loser["_norm"]["response"]:
+                continue  # chosen must differ from rejected, beyond case and punctuation
+            similarity = Levenshtein.normalized_similarity(chosen, rejected)
+            in_band = policy.similarity_min <= similarity <= policy.similarity_max
+            if source != "comparison" and not in_band:
+                continue
+            if not target_ok(winner, column):
+                continue
+            out.append(
+                {
+                    "pair_id": _id("dpo", source, *ids),
+                    "prompt": r["prompt"],
+                    "prompt_messages": r["messages"],
+                    "chosen": chosen,
+                    "rejected": rejected,
+                    "similarity": round(similarity, 6),
+                    "pair_source": source,
+                    "normalized_prompt": r["normalized_prompt"],
+                    "user_hash": r["user_hash"],
+                    "ts": r["ts"],
+                    "priority": PAIR_PRIORITY[source],
+                    "confidence": r["confidence"],
+                    **_prov(r, ids),
+                }
+            )
+    return out
+
+
+def _kto_rows(rows: list[dict], target_ok) -> list[dict]:
+    out = []
+    for r in rows:
+        if r["over_cap"] or "conflict" in r["tags"] or r["label"] not in (POSITIVE, NEGATIVE):
+            continue
+        desirable = r["label"] == POSITIVE and r["correction"] is None
+        if desirable and not target_ok(r, "response"):
+            continue
+        if not desirable and r["label"] != NEGATIVE:
+            continue
+        out.append(
+            {
+                "example_id": _id("kto", r["request_id"]),
+                "prompt": r["prompt"],
+                "prompt_messages": r["messages"],
+                "completion": r["response"],
+                "label": desirable,
+                "normalized_prompt": r["normalized_prompt"],
+                "user_hash": r["user_hash"],
+                "ts": r["ts"],
+                "label_key": 1 if desirable else 0,
+                "confidence": r["confidence"],
+                **_prov(r, [r["request_id"]]),
+            }
+        )
+    return out
+
+
+def _review_rows(rows: list[dict], unsafe: dict[str, list[str]]) -> list[dict]:
+    out = []
+    for r in rows:
+        if r["verdict"] is not None or r["correction_source"] == "operator":
+            continue  # an operator has looked at it: the loop is closed
+        reasons = []
+        if r["request_id"] in unsafe:
+            reasons.append("safety:" + "+".join(sorted(set(unsafe[r["request_id"]]))))
+        if "conflict" in r["tags"]:
+            reasons.append("conflict")
+        if r["over_cap"]:
+            reasons.append("over_cap")
+        if r["label"] == NEGATIVE and r["correction"] is None and r["edited_response"] is None:
+            reasons.append("negative_without_correction")
+        if reasons:
+            out.append(
+                {
+                    "request_id": r["request_id"],
+                    "reason": ",".join(reasons),
+                    "ts": r["ts"],
+                    "prompt": r["prompt"],
+                    "response": r["response"],
+                    "tags": r["tags"],
+                    "user_hash": r["user_hash"],
+                    **_prov(r, [r["request_id"]]),
+                }
+            )
+    return out
+
+
+def _without(rows: list[dict], holdout_prompts: set[str]) -> tuple[list[dict], int]:
+    """Drop rows whose prompt is a held-out eval case: a model must not train on its exam."""
+    kept = [r for r in rows if r["normalized_prompt"] not in holdout_prompts]
+    return kept, len(rows) - len(kept)
+
+
+def _collapse(table: pa.Table, policy: CurationPolicy, rank: str) -> pa.Table:
+    """Keep one row per group of near-duplicate prompts (per label for KTO), the best ranked."""
+    if table.num_rows == 0:
+        return table
+    groups = near_duplicate_groups(
+        table["normalized_prompt"], threshold=policy.near_duplicate_threshold
+    )
+    if rank == "label_key":  # desirable and undesirable answers to one prompt both stay
+        groups = pc.add(pc.multiply(groups, 2), table[rank].cast(pa.int64()))
+    table = table.append_column("_group", groups)
+    kept = keep_one_per_group(
+        table, "_group", [(rank, "descending"), ("confidence", "descending"), ("ts", "descending")]
+    )
+    return kept.drop_columns(["_group"])
+
+
+def _table(rows: list[dict], spec) -> pa.Table:
+    """Rows in the spec's schema, plus any ranking columns the builders carry along."""
+    extra = [n for n in ("priority", "label_key", "confidence") if rows and n in rows[0]]
+    schema = spec.schema
+    for name in extra:
+        schema = schema.append(pa.field(name, pa.float64() if name == "confidence" else pa.int64()))
+    cleaned = [
+        {k: v for k, v in r.items() if not k.startswith("_") or k == "_curated_at"} for r in rows
+    ]
+    return pa.Table.from_pylist(cleaned, schema=schema)
+
+
+def finalize(table: pa.Table, spec, source_versions: dict[str, int]) -> pa.Table:
+    """Exactly the spec's columns, stamped with the source versions and the build time."""
+    n = table.num_rows
+    table = table.set_column(
+        table.schema.get_field_index("source_versions"),
+        "source_versions",
+        pa.array([json.dumps(source_versions, sort_keys=True)] * n, pa.string()),
+    )
+    table = table.set_column(
+        table.schema.get_field_index("_curated_at"),
+        "_curated_at",
+        pa.array([datetime.now(UTC)] * n, spec.schema.field("_curated_at").type),
+    )
+    return table.select(spec.schema.names).cast(spec.schema)
+
+
+def _prov(r: dict, request_ids: list[str]) -> dict:
+    return {
+        "source_request_ids": request_ids,
+        "model_version": r["model_version"],
+        "feedback_kinds": r["feedback_kinds"],
+        "source_versions": None,
+        "_curated_at": None,
+    }
+
+
+def _id(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:20]

@@ -1,0 +1,21 @@
+"""Text normalization used to compare prompts and answers: the same question asked twice matches."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def normalize_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Unicode NFKC, lower case, punctuation dropped, whitespace collapsed and trimmed."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    out = pc.utf8_normalize(values.cast(pa.string()), form="NFKC")
+    out = pc.utf8_lower(out)
+    out = pc.replace_substring_regex(out, pattern=r"[^\p{L}\p{N}\s\[\]]+", replacement=" ")
+    out = pc.replace_substring_regex(out, pattern=r"\s+", replacement=" ")
+    return pc.utf8_trim_whitespace(out)
+
+
+def normalize_one(text: str | None) -> str | None:
+    return normalize_text(pa.array([text], pa.string()))[0].as_py()
