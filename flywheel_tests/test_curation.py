@@ -483,3 +483,13 @@ def test_feedback_without_interactions_builds_empty_curated_tables(fw):
     for table in ("tagged_rows", "eval_cases", "review_queue", "sft_set", "dpo_set", "kto_set"):
         assert fw.lake.stats(table) is not None and fw.lake.stats(table).rows == 0, table
     assert build_feedback_metrics(fw.lake).num_rows == 0
+
+
+@pytest.mark.parametrize(("correction", "flag"), [("k", "too_short"), ("x" * 9000, "too_long")])
+def test_quality_filters_keep_bad_targets_out_of_training(fw, correction, flag):
+    fw.add(
+        [interaction("r1", response=ANSWER)],
+        [feedback("f1", "r1", "thumbs_down", correction=correction)],
+    ).run()
+    assert fw.rows("sft_set") == [] and fw.rows("dpo_set") == [] and fw.rows("eval_cases") == []
+    assert fw.rows("review_queue")[0]["reason"] == f"safety:{flag}"

@@ -60,6 +60,11 @@ class CurationConfig(dg.Config):
         description="Optional 'package.module:function' taking a list of texts and returning, "
         "per text, False (safe) or True / a reason (unsafe).",
     )
+    signal_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Overrides of the signal weights and label thresholds, e.g. "
+        "{'copy': 0.25, 'positive_at': 1.0}; names as in SignalWeights.",
+    )
     max_chars: int = Field(default=8000, description="Longest training target kept.")
     min_chars: int = Field(default=2, description="Shortest training target kept.")
 
@@ -78,6 +83,13 @@ class CurationConfig(dg.Config):
                 classifier=self.classifier,
             ),
         )
+
+    def weights(self) -> SignalWeights:
+        known = set(SignalWeights.__dataclass_fields__)
+        unknown = sorted(set(self.signal_weights) - known)
+        if unknown:
+            raise dg.Failure(f"unknown signal weight(s) {unknown}; known: {sorted(known)}")
+        return SignalWeights(**self.signal_weights)
 
     def cap(self) -> FeedbackCap:
         return FeedbackCap(self.feedback_cap_per_window, self.feedback_cap_window_hours)
@@ -108,7 +120,7 @@ def tagged_rows(
     the_lake = lake.lake()
     before = rows_now(the_lake, TAGGED_ROWS.name)
     report = build_tagged_rows(
-        the_lake, privacy.detector(), SignalWeights(), config.cap(), config.policy()
+        the_lake, privacy.detector(), config.weights(), config.cap(), config.policy()
     )
     if not report.committed:
         context.log.info("redacted tables unchanged since the last build: nothing committed")
