@@ -449,8 +449,11 @@ def test_every_curated_row_carries_provenance(fw):
 
 def test_a_rebuild_without_new_data_commits_nothing(fw):
     fw.add([interaction("r1")], [feedback("f1", "r1", "thumbs_up")]).run()
-    versions = {t: fw.lake.stats(t).version for t in ("tagged_rows", "sft_set", "eval_cases")}
+    build_feedback_metrics(fw.lake)
+    tables = ("tagged_rows", "sft_set", "eval_cases", "feedback_metrics")
+    versions = {t: fw.lake.stats(t).version for t in tables}
     fw.run()
+    build_feedback_metrics(fw.lake)
     assert not fw.tagging.committed and not fw.curation.committed
     assert {t: fw.lake.stats(t).version for t in versions} == versions
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..ingest.contract import DRIFT_EVENTS, INTERACTIONS
-from ..lake.tables import Lake, TableSpec
+from ..lake.tables import Lake, TableSpec, commit_properties
 from ..privacy.pii import Detector
 from ..privacy.pipeline import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS
 from ..privacy.sampling import DriftWindow
@@ -148,19 +148,23 @@ def build_curated_sets(
 
 def build_feedback_metrics(lake: Lake) -> pa.Table:
     """Recompute the days still present in raw_logs; older days keep their stored values."""
+    versions = source_versions(lake, (INTERACTIONS.table, TAGGED_ROWS.name))
+    fingerprint = _fingerprint(versions)
+    dt = lake.ensure(FEEDBACK_METRICS)
+    unchanged = lake.last_commit_metadata(FEEDBACK_METRICS.name).get(FINGERPRINT_KEY) == fingerprint
     interactions = lake.read(INTERACTIONS.table, columns=["ts", "model_version"])
     tagged = lake.read(TAGGED_ROWS.name)
     if interactions is None or tagged is None:
         return FEEDBACK_METRICS.schema.empty_table()
     metrics = daily_metrics(interactions, tagged)
-    dt = lake.ensure(FEEDBACK_METRICS)
-    if metrics.num_rows:
+    if metrics.num_rows and not unchanged:
         (
             dt.merge(
                 metrics,
                 predicate="t.day = s.day AND t.model_version = s.model_version",
                 source_alias="s",
                 target_alias="t",
+                commit_properties=commit_properties(_commit_meta(fingerprint, versions)),
             )
             .when_matched_update_all()
             .when_not_matched_insert_all()
