@@ -263,3 +263,45 @@ def test_redaction_skips_rows_of_erased_users_still_in_raw(tmp_path):
     assert sorted(lake.read("redacted_logs")["request_id"].to_pylist()) == ["o1", "o2"]
     assert "f2" not in lake.read("redacted_feedback")["feedback_id"].to_pylist()
     assert reports["logs"].erased_skipped == 2 and reports["feedback"].erased_skipped == 1
+
+
+def test_erasure_reaches_curated_rows_that_only_mention_the_user(tmp_path):
+    from flywheel_assets.curation.datasets import CurationPolicy
+    from flywheel_assets.curation.pipeline import FeedbackCap, build_curated_sets, build_tagged_rows
+    from flywheel_assets.curation.signals import SignalWeights
+
+    from .test_privacy import DETECTOR
+
+    landing = tmp_path / "landing"
+    write_lines(
+        landing,
+        "interactions/a.jsonl",
+        [
+            interaction("mine", user_id=USER, prompt="Shipping?", response="A month, maybe."),
+            interaction("theirs", user_id="other", prompt="Shipping?", response="Two days."),
+        ],
+    )
+    # Another user preferred their answer over the erased user's; the erased user liked "theirs".
+    write_lines(
+        landing,
+        "feedback/a.jsonl",
+        [
+            feedback("c1", "theirs", "comparison", other_request_id="mine", user_id="other"),
+            feedback("c2", "theirs", "thumbs_up", user_id=USER),
+        ],
+    )
+    lake = Lake(str(tmp_path / "lake"))
+    ingest_landing(LandingZone(str(landing)), lake)
+    build(lake, SamplingPolicy(healthy_share=1.0))
+    policy = CurationPolicy(holdout_share=0.0)
+    build_tagged_rows(lake, DETECTOR, SignalWeights(), FeedbackCap(), policy)
+    build_curated_sets(lake, DETECTOR, KEY, policy)
+    assert [p["rejected"] for p in lake.read("dpo_set").to_pylist()] == ["A month, maybe."]
+
+    report = erase_user(lake, USER, KEY, [*TABLES, "tagged_rows", "dpo_set", "sft_set"])
+
+    assert lake.read("dpo_set").num_rows == 0
+    assert report.tables["dpo_set"]["rows_deleted"] == 1
+    user_hash = keyed_hash(USER, KEY, "user")
+    for row in lake.read("tagged_rows").to_pylist():
+        assert user_hash not in row["feedback_user_hashes"] and row["request_id"] != "mine"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -36,7 +37,15 @@ TOMBSTONES = TableSpec(
 # Columns that identify a row for deletion, most specific first.
 # Columns that identify a row for deletion: a table's own id before the request it refers to, so
 # deleting a user's feedback on someone else's request leaves that request's other feedback alone.
-ID_COLUMNS = ("feedback_id", "annotation_id", "case_id", "event_id", "request_id")
+ID_COLUMNS = (
+    "feedback_id",
+    "annotation_id",
+    "case_id",
+    "example_id",
+    "pair_id",
+    "event_id",
+    "request_id",
+)
 
 
 @dataclass
@@ -178,10 +187,25 @@ def _matches(data: pa.Table, user_id: str, user_hash: str, request_ids: set[str]
     for col in ("request_id", "other_request_id", "source_request_id"):
         if col in names and len(requests):
             match = pc.or_kleene(match, pc.is_in(data[col], value_set=requests))
+    # Derived rows that merely mention the user (a pair whose rejected answer was theirs, a row
+    # they gave feedback on) go too: curated tables are rebuilt from what is left on the next run.
+    for col, values in (("source_request_ids", requests), ("feedback_user_hashes", [user_hash])):
+        if col in names and len(values):
+            match = pc.or_kleene(match, _any_in(data[col], pa.array(values, pa.string())))
     if "raw_line" in names:  # quarantined lines can only be searched as text
         for needle in [user_id, *sorted(request_ids)]:
             match = pc.or_kleene(match, pc.match_substring(data["raw_line"], needle))
     return pc.fill_null(match, False)
+
+
+def _any_in(lists: pa.ChunkedArray, values: pa.Array) -> pa.Array:
+    """True for each list that holds any of `values`."""
+    lists = lists.combine_chunks()
+    hits = pc.is_in(pc.list_flatten(lists), value_set=values)
+    parents = pc.list_parent_indices(lists).to_numpy()
+    out = np.zeros(len(lists), dtype=bool)
+    out[parents[hits.to_numpy(zero_copy_only=False)]] = True
+    return pa.array(out)
 
 
 def _delete_predicate(rows: pa.Table) -> str:
