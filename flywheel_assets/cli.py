@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .lake.tables import Lake
@@ -129,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("--n", type=int, default=2000, help="number of interactions (default 2000)")
     sample.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    sample.add_argument("--days", type=int, default=14, help="days the sample spans (default 14)")
+    sample.add_argument(
+        "--start",
+        type=_utc_date,
+        help="first day, YYYY-MM-DD (default: --days before today, so it ends today)",
+    )
     sample.add_argument(
         "--if-empty",
         action="store_true",
@@ -262,9 +269,14 @@ def _sample(args: argparse.Namespace) -> int:
     if args.if_empty and root.exists() and any(p.is_file() for p in root.rglob("*.jsonl*")):
         print(f"{root} already holds landing files; left as it is")
         return 0
-    if args.n < 1:
-        raise CliError("--n must be at least 1")
-    manifest = write_sample_landing(root, n_interactions=args.n, seed=args.seed)
+    if args.n < 1 or args.days < 1:
+        raise CliError("--n and --days must be at least 1")
+    # The sample ends today, so retention and drift windows behave as they would on live data.
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = args.start or today - timedelta(days=args.days)
+    manifest = write_sample_landing(
+        root, n_interactions=args.n, seed=args.seed, start=start, days=args.days
+    )
     rows = [
         [
             s,
@@ -279,6 +291,13 @@ def _sample(args: argparse.Namespace) -> int:
     print(f"sample landing zone written to {root}")
     print(format_table(["stream", "files", "lines", "valid", "retries", "malformed"], rows))
     return 0
+
+
+def _utc_date(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
 
 
 def format_table(header: list[str], rows: list[list]) -> str:

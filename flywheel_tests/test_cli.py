@@ -181,3 +181,29 @@ def test_help_lists_every_command():
     assert out.returncode == 0
     for name in subcommands():
         assert name in out.stdout
+
+
+def test_the_sample_ends_today_unless_a_start_is_given(tmp_path, capsys):
+    import json as _json
+    from datetime import UTC, datetime, timedelta
+
+    from flywheel_assets.cli import main
+
+    assert main(["sample", "--landing", str(tmp_path / "a"), "--n", "30", "--days", "3"]) == 0
+    stamps = []
+    for path in (tmp_path / "a" / "interactions").glob("*.jsonl"):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                stamps.append(datetime.fromisoformat(_json.loads(line)["ts"]))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # the sample's malformed lines
+    now = datetime.now(UTC)
+    assert stamps and all(now - timedelta(days=4) <= s <= now + timedelta(days=1) for s in stamps)
+
+    args = ["sample", "--landing", str(tmp_path / "b"), "--n", "30", "--start", "2026-01-01"]
+    assert main(args) == 0
+    first = (tmp_path / "b" / "interactions").glob("*.jsonl")
+    assert any('"ts": "2026-01-' in p.read_text(errors="replace") for p in first)
+    with pytest.raises(SystemExit):
+        main(["sample", "--start", "yesterday"])
+    assert "not a YYYY-MM-DD date" in capsys.readouterr().err

@@ -88,15 +88,38 @@ def test_non_string_input_is_rejected():
         near_duplicate_groups(pa.array([1, 2]))
 
 
-def test_edits_at_the_start_are_found():
-    # Sorted forwards these are far apart; the reversed ordering brings them together.
-    filler = [
-        f"{c}{c} unrelated prompt number {i}" for i, c in enumerate("bcdefghijklmnopqrstuvwxyz")
-    ]
-    values = ["a please summarise this long article about llamas", *filler]
-    values.append("z please summarise this long article about llamas")
-    ids = groups(values)
+def letters(i: int) -> str:
+    return "".join("abcdefghijklmnopqrstuvwxyz"[int(d)] for d in f"{i:04d}")
+
+
+def test_edit_in_the_first_word_is_found_through_the_reversed_ordering():
+    a = "please summarise this long article about llamas"
+    b = "qlease summarise this long article about llamas"
+    # Twenty dissimilar strings sort between a and b forwards and words-sorted, not reversed.
+    fillers = [f"pz{letters(i)} about article llamas long" for i in range(20)]
+    ids = groups([a, *fillers, b])
     assert ids[0] == ids[-1] == 0
+    assert set(ids[1:-1]).isdisjoint({0})
+
+
+def test_numbers_are_masked_so_edits_at_both_ends_are_found():
+    a = "7 where is my order 123"
+    b = "8 where is my order 124"
+    # Unmasked, these sort between a and b in all three orderings.
+    fillers = [f"7z{letters(i)} 1239 foo 93" for i in range(20)]
+    ids = groups([a, *fillers, b])
+    assert ids[0] == ids[-1] == 0
+    assert set(ids[1:-1]).isdisjoint({0})
+
+
+def test_neighbours_within_the_window_are_compared():
+    a = "alpha beta gamma delta"
+    b = "alpha beta gamma deltb"
+    # Ten dissimilar strings sort between a and b in every ordering; the window reaches past them.
+    fillers = [f"alpha beta gamma delta {letters(i)}qqqqqqqqqqqq ua" for i in range(10)]
+    ids = groups([a, *fillers, b])
+    assert ids[0] == ids[-1] == 0
+    assert set(ids[1:-1]).isdisjoint({0})
 
 
 def test_chain_of_template_variants_groups_together():

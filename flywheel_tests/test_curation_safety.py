@@ -114,6 +114,22 @@ def test_blocklist_entry_with_punctuation_is_literal():
     ]
 
 
+def test_long_blocklist_names_every_entry():
+    words = tuple(f"term{i}" for i in range(300))
+    phrases = tuple(f"bad-{i}" for i in range(30))
+    policy = SafetyPolicy(blocklist=words + phrases, injection_phrases=())
+    got = flags(
+        ["TERM7 and term299 here", "bad-12, then bad-3", "term7x bad-120 xbad-1", "term0bad-0"],
+        policy,
+    )
+    assert got == [
+        ["blocklist:term7", "blocklist:term299"],
+        ["blocklist:bad-3", "blocklist:bad-12"],
+        [],
+        [],
+    ]
+
+
 def test_placeholders_are_safe():
     texts = ["Mail me at [EMAIL], card [CARD], call [PHONE]", "[SSN] [IP] [SECRET]"]
     assert flags(texts) == [[], []]

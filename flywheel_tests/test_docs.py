@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from flywheel_assets.privacy.pii import Detector, PatternSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,3 +36,18 @@ def test_every_table_is_described_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     for table in dataset_tables():
         assert f"| `{table}` |" in readme, table
+
+
+@pytest.mark.slow
+def test_the_readme_summary_is_what_make_run_prints(tmp_path):
+    from .test_cli import flywheel
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("```\nsample landing zone written") + 4 :]
+    block = block[: block.index("```")]
+    landing, lake = str(tmp_path / "data" / "landing"), str(tmp_path / "data" / "lake")
+    sample = flywheel("sample", "--if-empty", "--landing", landing, "--start", "2026-11-01")
+    run = flywheel("run", "--landing", landing, "--lake", lake)
+    assert sample.returncode == 0 and run.returncode == 0, run.stderr
+    printed = (sample.stdout + run.stdout).replace(landing, "data/landing")
+    assert printed.strip() == block.strip()

@@ -20,7 +20,7 @@ __all__ = ["keep_one_per_group", "near_duplicate_groups", "row_order"]
 # How many sorted neighbours each string is compared with, per ordering. The cost is linear in
 # it; chains of near-duplicates link up through union-find, so a long run of variants of one
 # prompt (order 1, order 2, ...) needs no wider window.
-WINDOW = 16
+WINDOW = 10
 # Similarities are quotients of integers; this keeps a pair exactly at the threshold in.
 _EPS = 1e-9
 _DIRECTIONS = ("ascending", "descending")

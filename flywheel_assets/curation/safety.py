@@ -48,6 +48,10 @@ _RIGHT_EDGE = r"(?:[^\p{L}\p{N}_]|$)"
 _INVISIBLE = r"\p{Cf}+"
 _CLASSIFIER_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\Z")
 _LIST_TYPE = pa.list_(pa.string())
+_UNION_BATCH = 1000
+_NON_WORD_RUN = r"[^\p{L}\p{N}_]+"
+_WORD_ONLY = r"^[\p{L}\p{N}_]+$"
+_LEAF_ENTRIES = 8
 
 
 def _phrase_tuple(name: str, value: object) -> tuple[str, ...]:
@@ -155,20 +159,82 @@ def _regex_literal(token: str) -> str:
     return "".join(out)
 
 
-def _phrase_regex(phrase: str) -> str:
-    """RE2 for a phrase: any whitespace between words, word boundaries at word-character ends."""
+def _phrase_parts(phrase: str) -> tuple[bool, str, bool]:
+    """RE2 body of a phrase (any whitespace between words) and whether each end needs a word
+    boundary (it does where the phrase starts or ends with a word character)."""
     words = phrase.split()
     body = r"\s+".join(_regex_literal(w) for w in words)
-    left = _LEFT_EDGE if re.match(r"\w", words[0][0]) else ""
-    right = _RIGHT_EDGE if re.match(r"\w", words[-1][-1]) else ""
-    return f"{left}{body}{right}"
+    return bool(re.match(r"\w", words[0][0])), body, bool(re.match(r"\w", words[-1][-1]))
 
 
-def _matches(text: pa.Array, patterns: Sequence[str]) -> np.ndarray:
-    if not patterns or len(text) == 0:
-        return np.zeros(len(text), dtype=bool)
-    hit = pc.match_substring_regex(text, "|".join(patterns), ignore_case=True)
-    return _to_numpy(hit)
+def _union_regex(phrases: Sequence[str]) -> str:
+    """One RE2 pattern matching any of the phrases.
+
+    Phrases are grouped by the boundaries they need so each boundary class appears at most twice:
+    a copy per phrase makes RE2's DFA blow up and fall back to a far slower engine.
+    """
+    groups: dict[tuple[bool, bool], list[str]] = {}
+    for phrase in phrases:
+        left, body, right = _phrase_parts(phrase)
+        groups.setdefault((left, right), []).append(body)
+    parts = []
+    for (left, right), bodies in sorted(groups.items()):
+        alternatives = "(?:" + "|".join(bodies) + ")"
+        parts.append((_LEFT_EDGE if left else "") + alternatives + (_RIGHT_EDGE if right else ""))
+    return "|".join(parts)
+
+
+def _matches(text: pa.Array, phrases: Sequence[str]) -> np.ndarray:
+    hit = np.zeros(len(text), dtype=bool)
+    if len(text) == 0:
+        return hit
+    # Batches keep each union well inside RE2's memory budget even for long blocklists.
+    for i in range(0, len(phrases), _UNION_BATCH):
+        union = _union_regex(phrases[i : i + _UNION_BATCH])
+        hit |= _to_numpy(pc.match_substring_regex(text, union, ignore_case=True))
+    return hit
+
+
+def _entry_hits(text: pa.Array, rows: np.ndarray, entries: Sequence[str]) -> dict[str, np.ndarray]:
+    """Rows (among ``rows``, all known to match some entry) matching each entry.
+
+    Halving the entry list and rescanning only the rows each half matches keeps a long list of
+    phrases from costing one scan (and one regex compilation) per entry.
+    """
+    subset = text.take(pa.array(rows, pa.int64()))
+    if len(entries) <= _LEAF_ENTRIES:
+        return {e: rows[_matches(subset, [e])] for e in entries}
+    out: dict[str, np.ndarray] = {}
+    middle = len(entries) // 2
+    for half in (entries[:middle], entries[middle:]):
+        hit = _matches(subset, half)
+        if hit.any():
+            out.update(_entry_hits(text, rows[hit], half))
+    return out
+
+
+def _word_hits(text: pa.Array, rows: np.ndarray, words: Sequence[str]) -> dict[str, np.ndarray]:
+    """Rows (among ``rows``) containing each single-word entry as a whole word.
+
+    A whole-word match of an entry made only of word characters is the same as equality with one
+    of the row's maximal word-character runs, so one split and one hash lookup serve any number
+    of entries.
+    """
+    subset = pc.utf8_lower(text.take(pa.array(rows, pa.int64())))
+    tokens = pc.split_pattern_regex(subset, _NON_WORD_RUN)
+    which = pc.index_in(pc.list_flatten(tokens), value_set=pc.utf8_lower(pa.array(words)))
+    found = pc.fill_null(which, -1).to_numpy()
+    hit = found >= 0
+    hit_rows = rows[pc.list_parent_indices(tokens).to_numpy()[hit]]
+    hit_words = found[hit]
+    order = np.lexsort((hit_rows, hit_words))
+    hit_rows, hit_words = hit_rows[order], hit_words[order]
+    bounds = np.flatnonzero(np.diff(hit_words)) + 1
+    return {
+        words[ws[0]]: np.unique(rs)
+        for rs, ws in zip(np.split(hit_rows, bounds), np.split(hit_words, bounds), strict=True)
+        if len(ws)
+    }
 
 
 def _to_numpy(mask: pa.Array) -> np.ndarray:
@@ -213,30 +279,37 @@ def safety_flags(
     short = _to_numpy(pc.less(length, policy.min_chars)) & ~empty
     long = _to_numpy(pc.greater(length, policy.max_chars)) & ~empty
 
+    # Each reason with the rows it applies to, in reason order.
     flags: list[tuple[str, np.ndarray]] = [
-        ("empty", empty),
-        ("too_short", short),
-        ("too_long", long),
+        ("empty", np.flatnonzero(empty)),
+        ("too_short", np.flatnonzero(short)),
+        ("too_long", np.flatnonzero(long)),
     ]
-    injection = [_phrase_regex(p) for p in policy.injection_phrases]
-    flags.append(("prompt_injection", _matches(canonical, injection) & ~empty))
+    injection = _matches(canonical, policy.injection_phrases) & ~empty
+    flags.append(("prompt_injection", np.flatnonzero(injection)))
 
     entries = list(dict.fromkeys(" ".join(w.split()).lower() for w in policy.blocklist))
     if entries:
-        regexes = [_phrase_regex(w) for w in entries]
-        candidates = np.flatnonzero(_matches(canonical, regexes) & ~empty)
-        # One union pass finds the few rows worth naming the entry for; only those are rescanned.
-        subset = canonical.take(pa.array(candidates, pa.int64()))
-        for entry, regex in zip(entries, regexes, strict=True):
-            mask = np.zeros(n, dtype=bool)
-            mask[candidates[_matches(subset, [regex])]] = True
-            flags.append((f"blocklist:{entry}", mask))
+        # One union pass over everything; only the (usually few) matching rows are looked at again
+        # to name the entries.
+        candidates = np.flatnonzero(_matches(canonical, entries) & ~empty)
+        hits: dict[str, np.ndarray] = {}
+        if len(candidates):
+            is_word = _to_numpy(pc.match_substring_regex(pa.array(entries), _WORD_ONLY))
+            words = [e for e, w in zip(entries, is_word, strict=True) if w]
+            others = [e for e, w in zip(entries, is_word, strict=True) if not w]
+            if words:
+                hits.update(_word_hits(canonical, candidates, words))
+            if others:
+                hits.update(_entry_hits(canonical, candidates, others))
+        empty_rows = np.zeros(0, dtype=np.int64)
+        flags.extend((f"blocklist:{e}", hits.get(e, empty_rows)) for e in entries)
 
     if policy.check_pii:
-        pii = (detector or _default_detector()).contains_pii(text)
-        flags.append(("residual_pii", _to_numpy(pii) & ~empty))
+        pii = _to_numpy((detector or _default_detector()).contains_pii(text)) & ~empty
+        flags.append(("residual_pii", np.flatnonzero(pii)))
 
-    rows = [np.flatnonzero(mask) for _, mask in flags]
+    rows = [r for _, r in flags]
     codes = [np.full(len(r), i, dtype=np.int64) for i, r in enumerate(rows)]
     names = [name for name, _ in flags]
     if policy.classifier is not None:
