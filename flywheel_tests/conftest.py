@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from flywheel_assets.ingest.landing import LandingZone
 from flywheel_assets.lake.tables import Lake
+
+# In CI the property tests replay the same examples every run, so a failure is reproducible, never
+# a matter of luck; locally they keep exploring new ones.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)

@@ -112,11 +112,22 @@ def test_numbers_are_masked_so_edits_at_both_ends_are_found():
     assert set(ids[1:-1]).isdisjoint({0})
 
 
+def test_moved_word_is_found_through_the_words_sorted_ordering():
+    a = "ok please summarise this long article about llamas and alpacas for me"
+    b = "please summarise this long article about llamas and alpacas for me ok"
+    assert Indel.normalized_similarity(a, b) >= 0.9
+    # Twenty dissimilar strings sort between a and b forwards and reversed.
+    fillers = [f"oz{letters(i)} h" for i in range(20)]
+    ids = groups([a, *fillers, b])
+    assert ids[0] == ids[-1] == 0
+    assert set(ids[1:-1]).isdisjoint({0})
+
+
 def test_neighbours_within_the_window_are_compared():
     a = "alpha beta gamma delta"
     b = "alpha beta gamma deltb"
     # Ten dissimilar strings sort between a and b in every ordering; the window reaches past them.
-    fillers = [f"alpha beta gamma delta {letters(i)}qqqqqqqqqqqq ua" for i in range(10)]
+    fillers = [f"alpha beta gamma delta z{letters(i)}qqqqqqqqqqqq ua" for i in range(10)]
     ids = groups([a, *fillers, b])
     assert ids[0] == ids[-1] == 0
     assert set(ids[1:-1]).isdisjoint({0})

@@ -20,7 +20,7 @@ __all__ = ["keep_one_per_group", "near_duplicate_groups", "row_order"]
 # How many sorted neighbours each string is compared with, per ordering. The cost is linear in
 # it; chains of near-duplicates link up through union-find, so a long run of variants of one
 # prompt (order 1, order 2, ...) needs no wider window.
-WINDOW = 10
+WINDOW = 16
 # Similarities are quotients of integers; this keeps a pair exactly at the threshold in.
 _EPS = 1e-9
 _DIRECTIONS = ("ascending", "descending")
@@ -136,7 +136,8 @@ def near_duplicate_groups(
     compared with its ``WINDOW`` nearest neighbours in three content-based sort orders (sorted
     neighbourhood blocking; see ``_orderings``). A pair of near-duplicates that no order places
     within the window of each other (e.g. edited at both ends, among many similar strings) is
-    missed unless a chain of other near-duplicates links it.
+    missed unless a chain of other near-duplicates links it. ``workers`` is handed to rapidfuzz
+    (-1: all cores).
     """
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
         raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}")

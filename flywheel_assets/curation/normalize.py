@@ -15,7 +15,3 @@ def normalize_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     out = pc.replace_substring_regex(out, pattern=r"[^\p{L}\p{N}\s\[\]]+", replacement=" ")
     out = pc.replace_substring_regex(out, pattern=r"\s+", replacement=" ")
     return pc.utf8_trim_whitespace(out)
-
-
-def normalize_one(text: str | None) -> str | None:
-    return normalize_text(pa.array([text], pa.string()))[0].as_py()

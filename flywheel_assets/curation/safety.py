@@ -67,11 +67,11 @@ def _phrase_tuple(name: str, value: object) -> tuple[str, ...]:
 class SafetyPolicy:
     """What makes a text unfit as a training target.
 
-    ``blocklist`` entries match case-insensitively on word boundaries; ``injection_phrases`` match
-    case-insensitively with any run of whitespace between their words. Lengths count characters
-    after trimming surrounding whitespace. ``classifier`` optionally names a
-    ``"package.module:function"`` that takes a list of texts and returns, per text, False (safe),
-    True (unsafe) or a string (unsafe, with that reason).
+    ``blocklist`` entries and ``injection_phrases`` match case-insensitively, on word boundaries,
+    with any run of whitespace between their words, after NFKC normalization and removal of
+    invisible format characters. Lengths count characters after trimming surrounding whitespace.
+    ``classifier`` optionally names a ``"package.module:function"`` that takes a list of texts and
+    returns, per text, False (safe), True (unsafe) or a string (unsafe, with that reason).
     """
 
     blocklist: tuple[str, ...] = ()
