@@ -12,18 +12,21 @@ from flywheel_assets.ingest.assets import BRONZE_TABLES
 from .conftest import feedback, interaction, write_lines
 
 
-def run_ingest(landing_dir, lake, instance=None):
-    job = defs.resolve_job_def("ingest_job")
-    return job.execute_in_process(
-        run_config={
-            "resources": {
-                "lake": {"config": {"root": lake.root}},
-                "landing": {"config": {"root": str(landing_dir)}},
-            }
-        },
-        instance=instance or dg.DagsterInstance.ephemeral(),
+def run_job(name, landing_dir, lake, run_config=None):
+    """Run one of the code location's jobs in-process over a test landing zone and lake."""
+    resources = {
+        "lake": {"config": {"root": lake.root}},
+        "landing": {"config": {"root": str(landing_dir)}},
+    }
+    return defs.resolve_job_def(name).execute_in_process(
+        run_config={"resources": resources, **(run_config or {})},
+        instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
+
+
+def run_ingest(landing_dir, lake):
+    return run_job("ingest_job", landing_dir, lake)
 
 
 def materializations(result) -> dict[str, dict]:

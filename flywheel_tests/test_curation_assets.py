@@ -101,26 +101,13 @@ def test_signal_weights_are_configurable_and_typos_are_refused(landing_dir, lake
     write_lines(landing_dir, "interactions/a.jsonl", [interaction("r1")])
     write_lines(landing_dir, "feedback/a.jsonl", [feedback("f1", "r1", "copy")])
     config = {"ops": {"tagged_rows": {"config": {"signal_weights": {"copy": 0.25}}}}}
-    job = defs.resolve_job_def("refresh_job")
-    resources = {
-        "lake": {"config": {"root": lake.root}},
-        "landing": {"config": {"root": str(landing_dir)}},
-    }
-    result = job.execute_in_process(
-        run_config={"resources": resources, **config},
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+    result = refresh(landing_dir, lake, config)
     assert result.success
     row = lake.read("tagged_rows").to_pylist()[0]
     assert (row["signal_score"], row["label"]) == (0.25, "unknown")  # copy alone is now weak
 
     bad = {"ops": {"tagged_rows": {"config": {"signal_weights": {"cpy": 1.0}}}}}
-    failed = job.execute_in_process(
-        run_config={"resources": resources, **bad},
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+    failed = refresh(landing_dir, lake, bad)
     assert not failed.success
     errors = [e.step_failure_data.error.message for e in failed.all_events if e.is_step_failure]
     assert any("unknown signal weight(s) ['cpy']" in m for m in errors)

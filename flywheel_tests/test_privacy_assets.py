@@ -13,22 +13,12 @@ from flywheel_assets.definitions import defs
 from flywheel_assets.sample.generator import write_sample_landing
 
 from .conftest import feedback, interaction, write_lines
-from .test_assets import materializations
+from .test_assets import materializations, run_job
 from .test_cli import flywheel, parse_table
 
 
-def refresh(landing_dir, lake):
-    job = defs.resolve_job_def("refresh_job")
-    return job.execute_in_process(
-        run_config={
-            "resources": {
-                "lake": {"config": {"root": lake.root}},
-                "landing": {"config": {"root": str(landing_dir)}},
-            }
-        },
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+def refresh(landing_dir, lake, run_config=None):
+    return run_job("refresh_job", landing_dir, lake, run_config)
 
 
 @pytest.fixture(autouse=True)

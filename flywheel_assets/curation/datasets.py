@@ -97,29 +97,22 @@ def curate(tagged: pa.Table, policy: CurationPolicy, key: bytes, detector: Detec
     sft_t = _collapse(_table(sft, SFT_SET), policy, "priority")
     dpo_t = _collapse(_table(dpo, DPO_SET), policy, "priority")
     kto_t = _collapse(_table(kto, KTO_SET), policy, "label_key")
-    capped = {}
-    for name in ("sft", "dpo", "kto"):
-        table = {"sft": sft_t, "dpo": dpo_t, "kto": kto_t}[name]
-        kept, dropped = cap_user_share(
+    sets, capped = {}, {}
+    for name, table in (("sft", sft_t), ("dpo", dpo_t), ("kto", kto_t)):
+        sets[name], dropped = cap_user_share(
             table,
             max_share=policy.max_user_share,
             min_rows_per_user=policy.min_rows_per_user,
             order_by=[("ts", "ascending")],
         )
         capped[name] = dropped.num_rows
-        if name == "sft":
-            sft_t = kept
-        elif name == "dpo":
-            dpo_t = kept
-        else:
-            kto_t = kept
     review = _review_rows(rows, unsafe)
     return Curated(
         eval_cases=_table(evals, EVAL_CASES),
         review_queue=_table(review, REVIEW_QUEUE),
-        sft_set=sft_t,
-        dpo_set=dpo_t,
-        kto_set=kto_t,
+        sft_set=sets["sft"],
+        dpo_set=sets["dpo"],
+        kto_set=sets["kto"],
         stats={
             "holdout_leaks_removed": {"sft": sft_leaks, "dpo": dpo_leaks, "kto": kto_leaks},
             "dropped_by_user_share_cap": capped,
