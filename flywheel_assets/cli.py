@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="do nothing when the landing zone already holds files",
     )
     sample.set_defaults(handler=_sample)
+    from .cli_training import add_commands
+
+    add_commands(sub, _add_locations)
     return parser
 
 

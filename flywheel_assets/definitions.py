@@ -6,18 +6,21 @@ from .curation import defs as curation
 from .ingest import defs as ingest
 from .operations import defs as operations
 from .privacy import defs as privacy
-from .resources import LakeResource, LandingResource, PrivacyResource
+from .resources import LakeResource, LandingResource, PrivacyResource, TrainingResource
+from .training import defs as training
 
 defs = dg.Definitions.merge(
     ingest.defs,
     privacy.defs,
     curation.defs,
+    training.defs,
     operations.defs,
     dg.Definitions(
         resources={
             "lake": LakeResource(),
             "landing": LandingResource(),
             "privacy": PrivacyResource(),
+            "training": TrainingResource(),
         }
     ),
 )

@@ -14,6 +14,10 @@ from .lake.tables import Lake, TableStats
 class RunFailed(Exception):
     """The run failed; the message says which step and why, in one line."""
 
+    def __init__(self, message: str, result: dg.ExecuteInProcessResult | None = None):
+        super().__init__(message)
+        self.result = result
+
 
 @dataclass
 class RunOutcome:
@@ -76,16 +80,16 @@ def run_assets(
 ) -> RunOutcome:
     defs = load_definitions()
     graph = defs.resolve_asset_graph()
+    refreshable = set(defs.resolve_job_def("refresh_job").asset_layer.selected_asset_keys)
     try:
-        keys = (
-            dg.AssetSelection.from_string(select).resolve(graph)
-            if select
-            else graph.materializable_asset_keys
-        )
+        keys = dg.AssetSelection.from_string(select).resolve(graph) if select else refreshable
     except Exception as exc:  # the selection parser raises several error types
         raise RunFailed(f"invalid --select {select!r}: {exc}") from None
     if not keys:
         raise RunFailed(f"--select {select!r} matches no asset")
+    if keys - refreshable:
+        names = ", ".join(sorted(k.to_user_string() for k in keys - refreshable))
+        raise RunFailed(f"{names}: retraining runs through retrain_job (flywheel retrain)")
     keys = _whole_multi_assets(defs, keys)
 
     the_lake = Lake(lake)
@@ -133,14 +137,16 @@ def execute_job(
     verbose: bool = False,
 ) -> dg.ExecuteInProcessResult:
     """Run one of the code location's jobs in this process; RunFailed says why it failed."""
+    extra = dict(run_config or {})
     config = {
         "resources": {
             "lake": {"config": {"root": lake}},
             "landing": {"config": {"root": landing}},
+            **extra.pop("resources", {}),
         },
         # The CLI prints its own summary; Dagster's step log would drown it (verbose shows it).
         "loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}},
-        **(run_config or {}),
+        **extra,
     }
     job = load_definitions().resolve_job_def(name)
     with instance or instance_for_cli() as inst:
@@ -155,7 +161,7 @@ def execute_job(
             errors = "; ".join(e.message for e in exc.errors) or str(exc)
             raise RunFailed(f"invalid config for {name}: {errors}") from None
     if not result.success:
-        raise RunFailed(_failure_reason(result))
+        raise RunFailed(_failure_reason(result), result)
     return result
 
 

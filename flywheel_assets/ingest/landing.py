@@ -104,6 +104,17 @@ class LandingZone:
         if pending:
             yield LineChunk(line_no, [_strip_cr(x) for x in pending])
 
+    def write_lines(self, stream: str, name: str, lines: list[str]) -> str:
+        """Write a complete landing file the way producers must: under a hidden name, then
+        renamed, so ingestion never reads it half-written. Returns its path in the zone."""
+        rel = f"{stream}/{name}"
+        hidden = f"{stream}/.{name}.tmp"
+        self.fs.create_dir(self._full(stream), recursive=True)
+        with self.fs.open_output_stream(self._full(hidden)) as out:
+            out.write("".join(line + "\n" for line in lines).encode())
+        self.fs.move(self._full(hidden), self._full(rel))
+        return rel
+
     def delete(self, path: str) -> None:
         self.fs.delete_file(self._full(path))
 

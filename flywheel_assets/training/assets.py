@@ -1,0 +1,448 @@
+"""Retrain assets: snapshot the curated sets, train a LoRA adapter, evaluate it against production,
+gate it and register it; and the drift monitor that watches the app's own feedback."""
+
+import json
+from enum import StrEnum
+
+import dagster as dg
+from pydantic import Field
+
+from ..curation.metrics import FEEDBACK_METRICS
+from ..lake.tables import Lake
+from ..metadata import column_schema, rows_now, table_metadata
+from ..resources import LakeResource, LandingResource, TrainingResource
+from .drift import DRIFT_MONITOR, MonitorPolicy
+from .eval_results import CANDIDATE_EVALS, scored_rows
+from .evaluation import load_judge
+from .gate import GatePolicy, decide
+from .registry import CANDIDATE, MODEL_REGISTRY, REJECTED, ModelRecord, Registry
+from .retrain import (
+    corpus,
+    eval_cases,
+    evaluate,
+    model_id_for,
+    model_store_root,
+    training_rows,
+)
+from .snapshot import TRAINING_SNAPSHOTS, Snapshot, TooLittleData, snapshot_for_run, take_snapshot
+
+GROUP = "training"
+TRIGGER_TAG = "flywheel/trigger"
+
+
+class SnapshotConfig(dg.Config):
+    min_new_rows: int = Field(
+        default=1,
+        description="Stop early unless at least this many curated training rows were added since "
+        "the last snapshot (0: retrain on the same data again).",
+    )
+
+
+class Method(StrEnum):
+    SFT = "sft"
+    DPO = "dpo"
+    SFT_DPO = "sft+dpo"
+    KTO = "kto"
+
+
+class LoraConfig(dg.Config):
+    """How the adapter is trained; the defaults suit the tiny demo model on a CPU."""
+
+    method: Method = Field(
+        default=Method.SFT_DPO,
+        description="sft, dpo, sft+dpo (SFT, then DPO from the SFT adapter) or kto.",
+    )
+    epochs: float = Field(default=2.0, description="Passes over each training set.")
+    learning_rate: float = Field(default=1e-3, description="Peak learning rate.")
+    batch_size: int = Field(default=8, description="Rows per device batch.")
+    lora_r: int = Field(default=8, description="LoRA rank.")
+    lora_alpha: int = Field(default=16, description="LoRA scaling alpha.")
+    lora_dropout: float = Field(default=0.0, description="Dropout on the LoRA layers.")
+    max_length: int = Field(default=256, description="Longest tokenized example kept.")
+    beta: float = Field(default=0.1, description="DPO / KTO beta.")
+    seed: int = Field(default=0, description="Random seed.")
+    device: str = Field(default="auto", description="auto (GPU when there is one), cpu or cuda.")
+
+
+class EvalConfig(dg.Config):
+    threshold: float = Field(
+        default=0.8, description="A case passes when the judge's score reaches this."
+    )
+    judge: str | None = Field(
+        default=None,
+        description="'package.module:function(inputs, expected, outputs) -> scores in [0, 1]'. "
+        "Empty: rapidfuzz normalized similarity to the expected answer.",
+    )
+    max_new_tokens: int = Field(default=48, description="Longest generated answer, in tokens.")
+    max_cases: int | None = Field(
+        default=None, description="Evaluate at most this many cases (stratified by kind)."
+    )
+    holdout_tolerance: float = Field(
+        default=0.0,
+        description="The candidate's holdout pass rate may be this far below production's.",
+    )
+    min_holdout_cases: int = Field(
+        default=1, description="With fewer holdout cases the gate cannot judge and rejects."
+    )
+
+
+class PromotionConfig(dg.Config):
+    auto_promote: bool = Field(
+        default=True,
+        description="Promote a candidate that passes the gate. Off: it stays a candidate until "
+        "`flywheel promote`.",
+    )
+
+
+def _root_run_id(context) -> str:
+    # A re-execution of a failed step keeps working on its original run's snapshot.
+    return context.run.root_run_id or context.run_id
+
+
+def _pinned(context, lake: Lake) -> Snapshot:
+    snapshot = snapshot_for_run(lake, _root_run_id(context))
+    if snapshot is None:
+        raise dg.Failure(
+            "no training snapshot for this run: materialize training_snapshot in the same run "
+            "(retrain_job does)"
+        )
+    return snapshot
+
+
+@dg.asset(
+    name=TRAINING_SNAPSHOTS.name,
+    deps=["sft_set", "dpo_set", "kto_set", "eval_cases"],
+    group_name=GROUP,
+    kinds={"delta"},
+    output_required=False,
+    description="One row per retrain run: the exact Delta versions of sft_set, dpo_set, kto_set "
+    "and eval_cases it trains and evaluates on, with row counts and what was new since the "
+    "previous snapshot. Stops the run early when there is too little new data.",
+    metadata={"dagster/column_schema": column_schema(TRAINING_SNAPSHOTS.schema)},
+)
+def training_snapshot(
+    context: dg.AssetExecutionContext, config: SnapshotConfig, lake: LakeResource
+):
+    the_lake = lake.lake()
+    before = rows_now(the_lake, TRAINING_SNAPSHOTS.name)
+    tags = context.run.tags
+    try:
+        snap = take_snapshot(
+            the_lake,
+            run_id=_root_run_id(context),
+            trigger=tags.get(TRIGGER_TAG, "manual"),
+            run_key=tags.get("dagster/run_key", ""),
+            min_new_rows=config.min_new_rows,
+        )
+    except TooLittleData as exc:
+        # Not an error: nothing downstream runs, and the run says why.
+        context.log.warning(f"retrain stopped early: {exc}")
+        context.instance.add_run_tags(context.run_id, {"flywheel/stopped": str(exc)[:250]})
+        return
+    yield dg.MaterializeResult(
+        metadata=table_metadata(
+            the_lake,
+            TRAINING_SNAPSHOTS.name,
+            before,
+            snapshot_id=snap.snapshot_id,
+            dataset_versions=dg.MetadataValue.json(snap.versions),
+            rows_at_versions=dg.MetadataValue.json(snap.rows),
+            new_rows=dg.MetadataValue.json(snap.new_rows),
+        )
+    )
+
+
+@dg.asset(
+    deps=[TRAINING_SNAPSHOTS.name],
+    group_name=GROUP,
+    kinds={"pytorch"},
+    description="One LoRA adapter per retrain run, trained with peft and TRL on the snapshot's "
+    "pinned sets (sft, dpo, sft+dpo or kto) and saved with its training config under the model "
+    "store.",
+)
+def lora_adapter(
+    context: dg.AssetExecutionContext,
+    config: LoraConfig,
+    lake: LakeResource,
+    training: TrainingResource,
+) -> dg.MaterializeResult:
+    from .tiny_model import build_tiny_base
+    from .trainer import LoraSettings, train_lora
+
+    the_lake = lake.lake()
+    snap = _pinned(context, the_lake)
+    store = model_store_root(training.model_store, the_lake)
+    rows = training_rows(the_lake, snap)
+    base = _base_model(training, store, rows, eval_cases(the_lake, snap), build_tiny_base)
+    settings = LoraSettings(
+        method=config.method.value,
+        epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        batch_size=config.batch_size,
+        lora_r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        max_length=config.max_length,
+        beta=config.beta,
+        seed=config.seed,
+        device=config.device,
+    )
+    model_id = model_id_for(snap, _root_run_id(context))
+    try:
+        result = train_lora(
+            base,
+            store / model_id,
+            sft_rows=rows["sft_set"],
+            dpo_rows=rows["dpo_set"],
+            kto_rows=rows["kto_set"],
+            settings=settings,
+        )
+    except ValueError as exc:
+        raise dg.Failure(f"cannot train {config.method.value}: {exc}") from None
+    stages = {s["stage"]: s for s in result.stages}
+    for name, stage in stages.items():
+        context.log.info(
+            f"{name}: {stage['rows']} rows, {stage['steps']} steps, loss "
+            f"{stage['first_loss']:.3f} -> {stage['last_loss']:.3f} in {stage['seconds']:.1f}s"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "model_id": model_id,
+            "adapter_uri": dg.MetadataValue.path(str(store / model_id)),
+            "base_model": base,
+            "method": config.method.value,
+            "device": result.device,
+            "snapshot_id": snap.snapshot_id,
+            "dataset_versions": dg.MetadataValue.json(snap.versions),
+            "losses": dg.MetadataValue.json(
+                {n: {"first": s["first_loss"], "last": s["last_loss"]} for n, s in stages.items()}
+            ),
+        }
+    )
+
+
+def _base_model(training: TrainingResource, store, rows, cases, build_tiny_base) -> str:
+    if training.base_model != "tiny":
+        return training.base_model
+    # Built once and kept: every adapter of this store must share the same base weights.
+    return str(build_tiny_base(store / "_base" / "tiny", corpus(rows, cases)))
+
+
+@dg.asset(
+    name=CANDIDATE_EVALS.name,
+    deps=["lora_adapter"],
+    group_name=GROUP,
+    kinds={"delta"},
+    description="One row per eval case, model and role (production or candidate) of a retrain "
+    "run: the generated answer, its score and whether it passed. The run's gate compares the "
+    "two roles.",
+    metadata={"dagster/column_schema": column_schema(CANDIDATE_EVALS.schema)},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "candidate_passes_gate",
+            asset=CANDIDATE_EVALS.name,
+            blocking=True,
+            description="The candidate's holdout pass rate is at least production's (within the "
+            "tolerance) and no golden case that production passes fails. A failing candidate is "
+            "registered as rejected with the reason, and is not promoted.",
+        )
+    ],
+)
+def candidate_eval(
+    context: dg.AssetExecutionContext,
+    config: EvalConfig,
+    lake: LakeResource,
+    training: TrainingResource,
+):
+    the_lake = lake.lake()
+    before_rows = rows_now(the_lake, CANDIDATE_EVALS.name)
+    snap = _pinned(context, the_lake)
+    run_id = _root_run_id(context)
+    model_id = model_id_for(snap, run_id)
+    store = model_store_root(training.model_store, the_lake)
+    adapter = store / model_id
+    trained = _training_info(adapter)
+    try:
+        judge = load_judge(config.judge)
+    except ValueError as exc:
+        raise dg.Failure(str(exc)) from None
+    cases = eval_cases(the_lake, snap, config.max_cases)
+    registry = Registry(the_lake)
+    production = registry.production()
+    prod_id = production["model_id"] if production else "base"
+    prod_base = production["base_model"] if production else trained["base_model"]
+    prod_adapter = production["adapter_uri"] if production else None
+    kwargs = {
+        "judge": judge,
+        "threshold": config.threshold,
+        "max_new_tokens": config.max_new_tokens,
+    }
+    before = evaluate(prod_base, prod_adapter, cases, **kwargs)
+    after = evaluate(trained["base_model"], str(adapter), cases, **kwargs)
+    the_lake.append(
+        CANDIDATE_EVALS,
+        scored_rows(
+            model_id, [("production", prod_id, before), ("candidate", model_id, after)], run_id
+        ),
+        metadata={"flywheel.run_id": run_id},
+    )
+    decision = decide(before, after, GatePolicy(config.holdout_tolerance, config.min_holdout_cases))
+    metrics = {
+        "before": decision.before,
+        "after": decision.after,
+        "production_model": prod_id,
+        "judge": config.judge or "rapidfuzz.ratio",
+        "threshold": config.threshold,
+        "losses": trained.get("losses", {}),
+    }
+    record = ModelRecord(
+        model_id=model_id,
+        base_model=trained["base_model"],
+        adapter_uri=str(adapter),
+        method=trained["method"],
+        hyperparameters=trained["settings"],
+        snapshot_id=snap.snapshot_id,
+        dataset_versions=snap.versions,
+        metrics=metrics,
+        trigger=context.run.tags.get(TRIGGER_TAG, "manual"),
+        run_key=context.run.tags.get("dagster/run_key", ""),
+        run_id=run_id,
+    )
+    status = CANDIDATE if decision.promote else REJECTED
+    registry.register(record, status=status, reason=decision.summary, actor=context.run_id)
+    context.log.info(f"gate: {'pass' if decision.promote else 'reject'}: {decision.summary}")
+    yield dg.MaterializeResult(
+        metadata=table_metadata(
+            the_lake,
+            CANDIDATE_EVALS.name,
+            before_rows,
+            model_id=model_id,
+            production_model=prod_id,
+            cases=cases.num_rows,
+            pass_rates=dg.MetadataValue.md(_rates_markdown(decision.before, decision.after)),
+        )
+    )
+    yield dg.AssetCheckResult(
+        check_name="candidate_passes_gate",
+        passed=decision.promote,
+        metadata={
+            "model_id": model_id,
+            "reasons": dg.MetadataValue.json(decision.reasons),
+            "broken_golden": dg.MetadataValue.json(decision.broken_golden[:50]),
+            "holdout_before": decision.before["holdout"]["pass_rate"],
+            "holdout_after": decision.after["holdout"]["pass_rate"],
+        },
+    )
+
+
+def _training_info(adapter) -> dict:
+    info = adapter / "flywheel_training.json"
+    if not info.exists():
+        raise dg.Failure(f"no trained adapter at {adapter}: lora_adapter must run first")
+    data = json.loads(info.read_text())
+    stages = data.get("stages", [])
+    data["losses"] = {s["stage"]: [s["first_loss"], s["last_loss"]] for s in stages}
+    return data
+
+
+def _rates_markdown(before: dict, after: dict) -> str:
+    lines = ["| cases | n | production | candidate |", "|---|---|---|---|"]
+    for split in ("holdout", "golden", "regression", "all"):
+        lines.append(
+            f"| {split} | {after[split]['cases']} | {before[split]['pass_rate']:.3f} "
+            f"| {after[split]['pass_rate']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+@dg.asset(
+    name=MODEL_REGISTRY.name,
+    deps=[CANDIDATE_EVALS.name],
+    group_name=GROUP,
+    kinds={"delta"},
+    description="One row per trained model (model_id): base model, adapter URI, method, "
+    "hyperparameters, the pinned dataset versions, metrics, status (candidate, promoted, "
+    "rejected, retired), trigger and run key. This step promotes the run's candidate once it "
+    "passed the gate; every status change also lands in model_registry_audit.",
+    metadata={"dagster/column_schema": column_schema(MODEL_REGISTRY.schema)},
+)
+def model_registry(
+    context: dg.AssetExecutionContext, config: PromotionConfig, lake: LakeResource
+) -> dg.MaterializeResult:
+    the_lake = lake.lake()
+    snap = _pinned(context, the_lake)
+    model_id = model_id_for(snap, _root_run_id(context))
+    registry = Registry(the_lake)
+    model = registry.get(model_id)
+    if model is None:
+        raise dg.Failure(f"model {model_id} is not registered: candidate_eval must run first")
+    if config.auto_promote and model["status"] == CANDIDATE:
+        registry.promote(
+            model_id, reason=f"passed the gate: {model['status_reason']}", actor=context.run_id
+        )
+        model = registry.get(model_id)
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            the_lake,
+            MODEL_REGISTRY.name,
+            0,
+            model_id=model_id,
+            status=model["status"],
+            dataset_versions=dg.MetadataValue.json(model["dataset_versions"]),
+            metrics=dg.MetadataValue.json(model["metrics"]),
+        )
+    )
+
+
+class MonitorConfig(dg.Config):
+    window_days: int = Field(default=7, description="Rolling window of the negative-feedback rate.")
+    threshold: float = Field(
+        default=0.20, description="A model version above this negative-feedback rate drifts."
+    )
+    min_feedback: int = Field(
+        default=20, description="Fewer feedback events in the window than this: not judged."
+    )
+
+
+@dg.asset(
+    name=DRIFT_MONITOR.name,
+    deps=[FEEDBACK_METRICS.name],
+    group_name=GROUP,
+    kinds={"delta"},
+    description="One row per model_version and evaluation: the negative-feedback rate over the "
+    "rolling window and whether it breaches the threshold. A breach writes a drift event to the "
+    "landing zone (drift_events stream), so the loop works without an external detector.",
+    metadata={"dagster/column_schema": column_schema(DRIFT_MONITOR.schema)},
+)
+def drift_monitor(
+    context: dg.AssetExecutionContext,
+    config: MonitorConfig,
+    lake: LakeResource,
+    landing: LandingResource,
+) -> dg.MaterializeResult:
+    from .drift import monitor
+
+    the_lake = lake.lake()
+    before = rows_now(the_lake, DRIFT_MONITOR.name)
+    report = monitor(
+        the_lake,
+        landing.zone(),
+        MonitorPolicy(config.window_days, config.threshold, config.min_feedback),
+    )
+    for line in report.events:
+        context.log.warning(f"drift event written to the landing zone: {line}")
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            the_lake,
+            DRIFT_MONITOR.name,
+            before,
+            evaluated=report.committed,
+            breaches=dg.MetadataValue.json(report.breaches),
+            events_written=len(report.events),
+            landing_file=report.landing_file or "",
+        )
+    )
+
+
+RETRAIN_ASSETS = [training_snapshot, lora_adapter, candidate_eval, model_registry]
+ASSETS = [*RETRAIN_ASSETS, drift_monitor]

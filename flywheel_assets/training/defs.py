@@ -1,0 +1,15 @@
+"""The training stage's Dagster definitions."""
+
+import dagster as dg
+
+from .assets import ASSETS
+from .checks import CHECKS
+from .jobs import retrain_job
+from .sensors import curated_pairs_sensor, drift_sensor
+
+defs = dg.Definitions(
+    assets=ASSETS,
+    asset_checks=CHECKS,
+    jobs=[retrain_job],
+    sensors=[curated_pairs_sensor, drift_sensor],
+)

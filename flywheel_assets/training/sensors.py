@@ -1,0 +1,131 @@
+"""What starts a retrain: enough new curated rows, or a drift event with enough corrections."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pyarrow.compute as pc
+
+from ..ingest.contract import DRIFT_EVENTS
+from ..ingest.sensors import IN_FLIGHT
+from ..resources import LakeResource, TrainingResource
+from .assets import TRIGGER_TAG
+from .drift import corrected_rows_in_window
+from .jobs import retrain_job
+from .snapshot import last_snapshot, new_rows_since, versions_key
+
+
+def _retrain_in_flight(context: dg.SensorEvaluationContext) -> str | None:
+    runs = context.instance.get_runs(
+        filters=dg.RunsFilter(job_name=retrain_job.name, statuses=IN_FLIGHT), limit=1
+    )
+    return runs[0].run_id if runs else None
+
+
+@dg.sensor(
+    job=retrain_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests retrain_job once min_new_pairs curated training rows (SFT + DPO + KTO) "
+    "were added since the last training snapshot, counted from the Delta log alone. The run key "
+    "names the dataset versions, so the same data never triggers twice.",
+)
+def curated_pairs_sensor(
+    context: dg.SensorEvaluationContext, lake: LakeResource, training: TrainingResource
+) -> dg.SensorResult:
+    the_lake = lake.lake()
+    in_flight = _retrain_in_flight(context)
+    if in_flight:
+        return dg.SensorResult(
+            skip_reason=f"retrain run {in_flight} is still in progress", cursor=context.cursor
+        )
+    previous = last_snapshot(the_lake)
+    versions, added = new_rows_since(the_lake, previous["versions"] if previous else None)
+    total = sum(added.values())
+    counts = ", ".join(f"{t} +{n}" for t, n in added.items())
+    if total < training.min_new_pairs:
+        return dg.SensorResult(
+            skip_reason=f"{total} new curated training rows ({counts}); retrain at "
+            f"{training.min_new_pairs}",
+            cursor=context.cursor,
+        )
+    run_key = f"retrain-threshold-{versions_key(versions)}"
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    if cursor.get("last_run_key") == run_key:
+        return dg.SensorResult(
+            skip_reason=f"these dataset versions were already requested in {run_key}",
+            cursor=context.cursor,
+        )
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=run_key,
+                tags={
+                    TRIGGER_TAG: "threshold",
+                    "flywheel/new_rows": str(total),
+                    "flywheel/dataset_versions": json.dumps(versions, sort_keys=True),
+                },
+            )
+        ],
+        cursor=json.dumps({"last_run_key": run_key, "versions": versions}),
+    )
+
+
+@dg.sensor(
+    job=retrain_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="On each new drift event, requests retrain_job when at least drift_min_corrected "
+    "corrected rows lie in the event's window; otherwise skips and says the counts. One run per "
+    "drift event.",
+)
+def drift_sensor(
+    context: dg.SensorEvaluationContext, lake: LakeResource, training: TrainingResource
+) -> dg.SensorResult:
+    the_lake = lake.lake()
+    cursor = json.loads(context.cursor) if context.cursor else {"batch": -1}
+    seen_batch = int(cursor.get("batch", -1))
+    events = the_lake.read(
+        DRIFT_EVENTS.table,
+        columns=["event_id", "ts", "window_hours", "metric", "_ingest_batch"],
+        filter=pc.field("_ingest_batch") > seen_batch,
+    )
+    if events is None or events.num_rows == 0:
+        return dg.SensorResult(skip_reason="no new drift events", cursor=context.cursor)
+    # Corrections are counted in tagged_rows: wait until curation has seen these events.
+    drift_version = the_lake.stats(DRIFT_EVENTS.table).version
+    curated_from = json.loads(
+        the_lake.last_commit_metadata("tagged_rows").get("source_versions", "{}")
+    ).get(DRIFT_EVENTS.table, -1)
+    if curated_from < drift_version:
+        return dg.SensorResult(
+            skip_reason=f"{events.num_rows} new drift event(s); waiting for tagged_rows to be "
+            f"rebuilt from drift_events version {drift_version}",
+            cursor=context.cursor,
+        )
+    requests, skipped = [], []
+    for event in sorted(events.to_pylist(), key=lambda e: (e["ts"], e["event_id"])):
+        corrected = corrected_rows_in_window(the_lake, event["ts"], event["window_hours"])
+        if corrected < training.drift_min_corrected:
+            skipped.append(
+                f"{event['event_id']} ({event['metric']}): {corrected} corrected rows in its "
+                f"window, {training.drift_min_corrected} needed"
+            )
+            continue
+        requests.append(
+            dg.RunRequest(
+                run_key=f"retrain-drift-{event['event_id']}",
+                tags={
+                    TRIGGER_TAG: "drift",
+                    "flywheel/drift_event": event["event_id"],
+                    "flywheel/corrected_rows": str(corrected),
+                },
+            )
+        )
+    new_cursor = json.dumps({"batch": max(events["_ingest_batch"].to_pylist())})
+    return dg.SensorResult(
+        run_requests=requests,
+        skip_reason=None if requests else "; ".join(skipped),
+        cursor=new_cursor,
+    )
