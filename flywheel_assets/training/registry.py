@@ -51,6 +51,7 @@ REGISTRY_AUDIT = TableSpec(
             pa.field("from_status", pa.string()),
             pa.field("to_status", pa.string()),
             pa.field("reason", pa.string()),
+            pa.field("action", pa.string()),  # register | promote | rollback
             pa.field("actor", pa.string()),  # a Dagster run id, or "cli"
         ]
     ),
@@ -128,7 +129,9 @@ class Registry:
             "updated_at": now,
         }
         self._upsert([row], actor=actor)
-        self._audit([(record.model_id, None, status, reason)], actor=actor, at=now)
+        self._audit(
+            [(record.model_id, None, status, reason)], actor=actor, at=now, action="register"
+        )
 
     def promote(self, model_id: str, *, reason: str, actor: str) -> list[tuple[str, str, str]]:
         """Promote a model; the model promoted before it is retired. Returns the changes made."""
@@ -140,35 +143,46 @@ class Registry:
             raise RegistryError(f"model {model_id} is already promoted")
         changes = [(m["model_id"], PROMOTED, RETIRED) for m in self._promoted()]
         changes.append((model_id, target["status"], PROMOTED))
-        self._change(changes, reason=reason, actor=actor)
+        self._change(changes, reason=reason, actor=actor, action="promote")
         return changes
 
     def rollback(self, *, reason: str, actor: str) -> list[tuple[str, str, str]]:
-        """Retire the promoted model and re-promote the one promoted before it."""
+        """Retire the promoted model and re-promote the one promoted before it.
+
+        Promotions form a stack: a rollback pops one, so rolling back twice goes two models back
+        (never back to the model just rolled back from).
+        """
         current = self.production()
         if current is None:
             raise RegistryError("no model is promoted: nothing to roll back")
-        earlier = [
-            a["model_id"]
-            for a in reversed(self.audit())
-            if a["to_status"] == PROMOTED and a["model_id"] != current["model_id"]
-        ]
-        if not earlier:
+        stack = self._promotion_stack()
+        if len(stack) < 2:
             raise RegistryError(
-                f"{current['model_id']} is the only model ever promoted: nothing to roll back to"
+                f"{current['model_id']} is the only model promoted: nothing to roll back to"
             )
-        previous = self.get(earlier[0])
+        previous = self.get(stack[-2])
         changes = [
             (current["model_id"], PROMOTED, RETIRED),
             (previous["model_id"], previous["status"], PROMOTED),
         ]
-        self._change(changes, reason=reason, actor=actor)
+        self._change(changes, reason=reason, actor=actor, action="rollback")
         return changes
+
+    def _promotion_stack(self) -> list[str]:
+        stack: list[str] = []
+        for a in self.audit():
+            if a["action"] == "promote" and a["to_status"] == PROMOTED:
+                stack = [m for m in stack if m != a["model_id"]] + [a["model_id"]]
+            elif a["action"] == "rollback" and a["to_status"] == RETIRED and stack:
+                stack.pop()
+        return stack
 
     def _promoted(self) -> list[dict]:
         return [m for m in self.models() if m["status"] == PROMOTED]
 
-    def _change(self, changes: list[tuple[str, str, str]], *, reason: str, actor: str) -> None:
+    def _change(
+        self, changes: list[tuple[str, str, str]], *, reason: str, actor: str, action: str
+    ) -> None:
         now = datetime.now(UTC)
         table = self.lake.read(MODEL_REGISTRY.name)
         by_id = {r["model_id"]: r for r in table.to_pylist()}
@@ -177,7 +191,7 @@ class Registry:
             for model_id, _, to in changes
         ]
         self._upsert(rows, actor=actor)
-        self._audit([(m, f, t, reason) for m, f, t in changes], actor=actor, at=now)
+        self._audit([(m, f, t, reason) for m, f, t in changes], actor=actor, at=now, action=action)
 
     def _upsert(self, rows: list[dict], *, actor: str) -> None:
         # One merge commit: a promotion and the retirement it implies land together or not at all.
@@ -196,9 +210,17 @@ class Registry:
             .execute()
         )
 
-    def _audit(self, changes: list[tuple], *, actor: str, at: datetime) -> None:
+    def _audit(self, changes: list[tuple], *, actor: str, at: datetime, action: str) -> None:
         rows = [
-            {"at": at, "model_id": m, "from_status": f, "to_status": t, "reason": r, "actor": actor}
+            {
+                "at": at,
+                "model_id": m,
+                "from_status": f,
+                "to_status": t,
+                "reason": r,
+                "action": action,
+                "actor": actor,
+            }
             for m, f, t, r in changes
         ]
         self.lake.append(REGISTRY_AUDIT, pa.Table.from_pylist(rows, schema=REGISTRY_AUDIT.schema))
