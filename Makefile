@@ -6,6 +6,8 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 DAGSTER_HOME := $(CURDIR)/.dagster_home
 # Runs from `make run` are recorded where `make ui` shows them.
 run ui: export DAGSTER_HOME := $(DAGSTER_HOME)
+# The sample has about 870 curated training rows: the demo retrains on them (production: 5000).
+ui: export FLYWHEEL_RETRAIN_MIN_PAIRS ?= 500
 
 .PHONY: run test ui lint format clean
 
@@ -32,11 +34,11 @@ format: $(VENV)/.installed-test
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The training extra (retrain_job, `flywheel retrain`) pins torch to the CPU wheel; see pyproject.toml.
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) -e .
+	$(PIP) -e '.[train]'
 	touch $@
 
-# The training extra pins torch to the CPU wheel; see pyproject.toml.
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(PIP) -e '.[test,train]'
 	touch $@ $(VENV)/.installed

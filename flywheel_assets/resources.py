@@ -11,7 +11,7 @@ from .ingest.landing import LandingZone
 from .lake.tables import Lake
 from .privacy.hashing import KEY_ENV, load_key
 from .privacy.pii import PATTERNS_ENV, Detector, PatternSpec, load_patterns_file
-from .settings import lake_root, landing_root
+from .settings import lake_root, landing_root, retrain_min_pairs
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -94,13 +94,17 @@ class TrainingResource(dg.ConfigurableResource):
         default=None,
         description="Folder for adapters and the tiny base. Empty: models/ under the lake root.",
     )
-    min_new_pairs: int = Field(
-        default=5000,
+    min_new_pairs: int | None = Field(
+        default=None,
         description="curated_pairs_sensor requests a retrain once this many curated training rows "
-        "(SFT + DPO + KTO) were added since the last training snapshot.",
+        "(SFT + DPO + KTO) were added since the last training snapshot. Empty: "
+        "$FLYWHEEL_RETRAIN_MIN_PAIRS, else 5000.",
     )
     drift_min_corrected: int = Field(
         default=100,
         description="drift_sensor requests a retrain for a drift event only when at least this "
         "many corrected rows lie in the event's window.",
     )
+
+    def retrain_threshold(self) -> int:
+        return retrain_min_pairs(self.min_new_pairs)

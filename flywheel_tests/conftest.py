@@ -26,6 +26,7 @@ def _no_flywheel_env(monkeypatch):
     monkeypatch.delenv("FLYWHEEL_LANDING", raising=False)
     monkeypatch.delenv("FLYWHEEL_LAKE", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("FLYWHEEL_RETRAIN_MIN_PAIRS", raising=False)
     monkeypatch.setenv("DAGSTER_DISABLE_TELEMETRY", "1")
 
 

@@ -85,6 +85,17 @@ def test_new_data_after_a_snapshot_counts_from_the_snapshot(instance, lake):
     assert request.tags["flywheel/new_rows"] == "100"
 
 
+def test_the_threshold_defaults_to_5000_and_the_environment_can_lower_it(
+    instance, lake, monkeypatch
+):
+    write_curated(lake, {"sft_set": 600, "eval_cases": 5})
+    assert tick(curated_pairs_sensor, instance, lake).skip_message.endswith("retrain at 5000")
+    monkeypatch.setenv("FLYWHEEL_RETRAIN_MIN_PAIRS", "500")
+    assert len(tick(curated_pairs_sensor, instance, lake).run_requests) == 1
+    # Configured on the resource, the value wins over the environment.
+    assert tick(curated_pairs_sensor, instance, lake, min_new_pairs=601).run_requests == []
+
+
 def test_a_retrain_in_flight_defers_the_request(instance, lake):
     write_curated(lake, {"sft_set": 100, "eval_cases": 5})
     run = instance.create_run_for_job(defs.resolve_job_def("retrain_job"), run_config={})

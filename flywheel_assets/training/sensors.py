@@ -43,11 +43,12 @@ def curated_pairs_sensor(
     previous = last_snapshot(the_lake)
     versions, added = new_rows_since(the_lake, previous["versions"] if previous else None)
     total = sum(added.values())
+    threshold = training.retrain_threshold()
     counts = ", ".join(f"{t} +{n}" for t, n in added.items())
-    if total < training.min_new_pairs:
+    if total < threshold:
         return dg.SensorResult(
             skip_reason=f"{total} new curated training rows ({counts}); retrain at "
-            f"{training.min_new_pairs}",
+            f"{threshold}",
             cursor=context.cursor,
         )
     run_key = f"retrain-threshold-{versions_key(versions)}"
