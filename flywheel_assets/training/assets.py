@@ -2,7 +2,6 @@
 gate it and register it; and the drift monitor that watches the app's own feedback."""
 
 import json
-from enum import StrEnum
 
 import dagster as dg
 from pydantic import Field
@@ -28,6 +27,7 @@ from .snapshot import TRAINING_SNAPSHOTS, Snapshot, TooLittleData, snapshot_for_
 
 GROUP = "training"
 TRIGGER_TAG = "flywheel/trigger"
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 class SnapshotConfig(dg.Config):
@@ -38,18 +38,11 @@ class SnapshotConfig(dg.Config):
     )
 
 
-class Method(StrEnum):
-    SFT = "sft"
-    DPO = "dpo"
-    SFT_DPO = "sft+dpo"
-    KTO = "kto"
-
-
 class LoraConfig(dg.Config):
     """How the adapter is trained; the defaults suit the tiny demo model on a CPU."""
 
-    method: Method = Field(
-        default=Method.SFT_DPO,
+    method: str = Field(
+        default="sft+dpo",
         description="sft, dpo, sft+dpo (SFT, then DPO from the SFT adapter) or kto.",
     )
     epochs: float = Field(default=2.0, description="Passes over each training set.")
@@ -58,6 +51,11 @@ class LoraConfig(dg.Config):
     lora_r: int = Field(default=8, description="LoRA rank.")
     lora_alpha: int = Field(default=16, description="LoRA scaling alpha.")
     lora_dropout: float = Field(default=0.0, description="Dropout on the LoRA layers.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: list(ALL_LINEAR),
+        description="Modules that get LoRA weights; the default is every linear layer of a "
+        "Llama-style block.",
+    )
     max_length: int = Field(default=256, description="Longest tokenized example kept.")
     beta: float = Field(default=0.1, description="DPO / KTO beta.")
     seed: int = Field(default=0, description="Random seed.")
@@ -96,7 +94,7 @@ class PromotionConfig(dg.Config):
 
 def _root_run_id(context) -> str:
     # A re-execution of a failed step keeps working on its original run's snapshot.
-    return context.run.root_run_id or context.run_id
+    return context.run.root_run_id or context.run.run_id
 
 
 def _pinned(context, lake: Lake) -> Snapshot:
@@ -137,7 +135,7 @@ def training_snapshot(
     except TooLittleData as exc:
         # Not an error: nothing downstream runs, and the run says why.
         context.log.warning(f"retrain stopped early: {exc}")
-        context.instance.add_run_tags(context.run_id, {"flywheel/stopped": str(exc)[:250]})
+        context.instance.add_run_tags(context.run.run_id, {"flywheel/stopped": str(exc)[:250]})
         return
     yield dg.MaterializeResult(
         metadata=table_metadata(
@@ -169,24 +167,28 @@ def lora_adapter(
     from .tiny_model import build_tiny_base
     from .trainer import LoraSettings, train_lora
 
+    try:
+        settings = LoraSettings(
+            method=config.method,
+            epochs=config.epochs,
+            learning_rate=config.learning_rate,
+            batch_size=config.batch_size,
+            lora_r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=tuple(config.target_modules),
+            max_length=config.max_length,
+            beta=config.beta,
+            seed=config.seed,
+            device=config.device,
+        )
+    except ValueError as exc:
+        raise dg.Failure(f"invalid lora_adapter config: {exc}") from None
     the_lake = lake.lake()
     snap = _pinned(context, the_lake)
     store = model_store_root(training.model_store, the_lake)
     rows = training_rows(the_lake, snap)
     base = _base_model(training, store, rows, eval_cases(the_lake, snap), build_tiny_base)
-    settings = LoraSettings(
-        method=config.method.value,
-        epochs=config.epochs,
-        learning_rate=config.learning_rate,
-        batch_size=config.batch_size,
-        lora_r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        max_length=config.max_length,
-        beta=config.beta,
-        seed=config.seed,
-        device=config.device,
-    )
     model_id = model_id_for(snap, _root_run_id(context))
     try:
         result = train_lora(
@@ -198,7 +200,7 @@ def lora_adapter(
             settings=settings,
         )
     except ValueError as exc:
-        raise dg.Failure(f"cannot train {config.method.value}: {exc}") from None
+        raise dg.Failure(f"cannot train {config.method}: {exc}") from None
     stages = {s["stage"]: s for s in result.stages}
     for name, stage in stages.items():
         context.log.info(
@@ -210,7 +212,7 @@ def lora_adapter(
             "model_id": model_id,
             "adapter_uri": dg.MetadataValue.path(str(store / model_id)),
             "base_model": base,
-            "method": config.method.value,
+            "method": config.method,
             "device": result.device,
             "snapshot_id": snap.snapshot_id,
             "dataset_versions": dg.MetadataValue.json(snap.versions),
@@ -309,7 +311,7 @@ def candidate_eval(
         run_id=run_id,
     )
     status = CANDIDATE if decision.promote else REJECTED
-    registry.register(record, status=status, reason=decision.summary, actor=context.run_id)
+    registry.register(record, status=status, reason=decision.summary, actor=context.run.run_id)
     context.log.info(f"gate: {'pass' if decision.promote else 'reject'}: {decision.summary}")
     yield dg.MaterializeResult(
         metadata=table_metadata(
@@ -378,7 +380,7 @@ def model_registry(
         raise dg.Failure(f"model {model_id} is not registered: candidate_eval must run first")
     if config.auto_promote and model["status"] == CANDIDATE:
         registry.promote(
-            model_id, reason=f"passed the gate: {model['status_reason']}", actor=context.run_id
+            model_id, reason=f"passed the gate: {model['status_reason']}", actor=context.run.run_id
         )
         model = registry.get(model_id)
     return dg.MaterializeResult(

@@ -47,8 +47,7 @@ def curated_pairs_sensor(
     counts = ", ".join(f"{t} +{n}" for t, n in added.items())
     if total < threshold:
         return dg.SensorResult(
-            skip_reason=f"{total} new curated training rows ({counts}); retrain at "
-            f"{threshold}",
+            skip_reason=f"{total} new curated training rows ({counts}); retrain at {threshold}",
             cursor=context.cursor,
         )
     run_key = f"retrain-threshold-{versions_key(versions)}"

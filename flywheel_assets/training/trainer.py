@@ -36,6 +36,9 @@ DEVICES = ("auto", "cpu", "cuda")
 # The rows each method trains on, in stage order.
 STAGES = {"sft": ("sft",), "dpo": ("dpo",), "sft+dpo": ("sft", "dpo"), "kto": ("kto",)}
 TRAINING_FILE = "flywheel_training.json"
+# Below this many parameters a model runs on one CPU thread: a tiny model gains nothing from more,
+# and two processes each spinning two OpenMP threads on a 2-core machine ran 5-50x slower.
+SMALL_MODEL_PARAMS = 10_000_000
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 # Role names other chat formats use for the same speakers.
@@ -180,33 +183,36 @@ def generate(
     import torch
 
     config = _greedy_config(model, tokenizer, max_new_tokens)
-    # Left padding keeps every prompt's last token next to the generated ones.
+    # Long prompts keep their end, which is what the reply answers.
     limit = getattr(model.config, "max_position_embeddings", None)
     max_prompt = limit - max_new_tokens if limit and limit > max_new_tokens else None
     side, trunc = tokenizer.padding_side, tokenizer.truncation_side
+    # Left padding keeps every prompt's last token next to the generated ones.
     tokenizer.padding_side, tokenizer.truncation_side = "left", "left"
     replies: list[str] = []
     try:
-        for start in range(0, len(conversations), batch_size):
-            texts = [
-                tokenizer.apply_chat_template(
-                    _clean_messages(conv) or conv, tokenize=False, add_generation_prompt=True
-                )
-                for conv in conversations[start : start + batch_size]
-            ]
-            # The template already wrote bos and role markers; adding them again would double them.
-            enc = tokenizer(
-                texts,
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-                truncation=max_prompt is not None,
-                max_length=max_prompt,
-            ).to(model.device)
-            with torch.inference_mode():
+        with _cpu_threads(model, model.device.type), torch.inference_mode():
+            for start in range(0, len(conversations), batch_size):
+                texts = [
+                    tokenizer.apply_chat_template(
+                        _clean_messages(conv) or conv, tokenize=False, add_generation_prompt=True
+                    )
+                    for conv in conversations[start : start + batch_size]
+                ]
+                # The template already wrote bos and role markers; adding them would double them.
+                enc = tokenizer(
+                    texts,
+                    return_tensors="pt",
+                    padding=True,
+                    add_special_tokens=False,
+                    truncation=max_prompt is not None,
+                    max_length=max_prompt,
+                ).to(model.device)
                 out = model.generate(**enc, generation_config=config)
-            new = out[:, enc["input_ids"].shape[1] :]
-            replies.extend(t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True))
+                new = out[:, enc["input_ids"].shape[1] :]
+                replies.extend(
+                    t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)
+                )
     finally:
         tokenizer.padding_side, tokenizer.truncation_side = side, trunc
     return replies
@@ -239,16 +245,35 @@ def quiet_progress() -> Iterator[None]:
 # --- internals -----------------------------------------------------------------------------------
 
 
+@contextmanager
+def _cpu_threads(model: Any, device: str) -> Iterator[None]:
+    import torch
+
+    small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS
+    if device != "cpu" or not small:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _train(base_model, out, model, tokenizer, prepared, settings, device) -> TrainResult:
     """Run the stages in order on one adapter, then move the finished adapter into `out`."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.training-", dir=out.parent))
     try:
         stages = []
-        for name, (rows, dropped) in prepared.items():
-            model, stage = _run_stage(name, model, tokenizer, rows, settings, device, tmp / "_work")
-            stage["dropped"] = dropped
-            stages.append(stage)
+        with _cpu_threads(model, device):
+            for name, (rows, dropped) in prepared.items():
+                model, stage = _run_stage(
+                    name, model, tokenizer, rows, settings, device, tmp / "_work"
+                )
+                stage["dropped"] = dropped
+                stages.append(stage)
         shutil.rmtree(tmp / "_work", ignore_errors=True)
         # DPO adds a frozen "ref" copy of the adapter; only the trained one is the result.
         model.save_pretrained(tmp, selected_adapters=["default"])
