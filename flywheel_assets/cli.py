@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from .console import CliError, format_table
 from .lake.tables import Lake
 from .settings import lake_root, landing_root
 
@@ -26,10 +27,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"flywheel {args.command}: error: {exc}", file=sys.stderr)
         return 1
-
-
-class CliError(Exception):
-    """A failure the user can act on; printed as one line."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -301,20 +298,6 @@ def _utc_date(text: str) -> datetime:
         return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
-
-
-def format_table(header: list[str], rows: list[list]) -> str:
-    cells = [header] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-
-    def fmt(row: list[str]) -> str:
-        first = row[0].ljust(widths[0])
-        rest = [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        return "  ".join([first, *rest])
-
-    lines = [fmt(cells[0]), "  ".join("-" * w for w in widths)]
-    lines += [fmt(r) for r in cells[1:]]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import argparse
 import json
 from collections.abc import Callable
 
-from .cli import CliError, format_table
+from .console import CliError, format_table
 from .lake.tables import Lake
 from .settings import lake_root, landing_root
 
@@ -59,7 +59,9 @@ def add_commands(sub, add_locations: Callable) -> None:
         description="Promote MODEL_ID by hand, for example a candidate left by --no-promote or a "
         "rejected model an operator overrides. The model promoted before is retired.",
     )
-    promote.add_argument("model_id", metavar="MODEL_ID")
+    promote.add_argument(
+        "model_id", metavar="MODEL_ID", help="the model to promote (flywheel models)"
+    )
     promote.add_argument("--reason", default="promoted by hand", help="why, for the audit trail")
     promote.add_argument("--lake", metavar="URI", help="lake root (default: $FLYWHEEL_LAKE)")
     promote.set_defaults(handler=_promote)

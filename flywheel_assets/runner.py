@@ -121,6 +121,14 @@ def run_assets(
             f"sampling: kept {total - kept.get('unsampled', 0)} of {total} new interactions "
             f"({reasons}); dropped {kept.get('unsampled', 0)}"
         )
+    monitor = outcome.materializations.get("drift_monitor", {})
+    if monitor.get("events_written"):
+        rates = ", ".join(f"{m} {r:.1%}" for m, r in monitor["breaches"].items())
+        outcome.notes.append(
+            f"drift: negative-feedback rate over the threshold for {rates}; drift_monitor wrote "
+            f"{monitor['events_written']} drift event(s) to {monitor['landing_file']}, which the "
+            "next run ingests"
+        )
     for path in ledger.get("changed_files") or []:
         outcome.notes.append(f"warning: {path} changed after it was ingested; not re-read")
     return outcome

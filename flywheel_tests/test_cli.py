@@ -73,6 +73,13 @@ def test_run_on_the_sample_prints_the_exact_summary(tmp_path):
             0,
         )
 
+    # The sample's users are unhappy enough to trip the drift monitor, whose events go through the
+    # landing zone: the next run ingests them, and the one after has nothing new.
+    assert "drift_monitor wrote" in out.stdout
+    monitor_run = flywheel("run", "--landing", str(landing), "--lake", str(lake))
+    assert monitor_run.returncode == 0, monitor_run.stderr
+    files, lines, valid = parse_table(monitor_run.stdout, "stream")["drift_events"][:3]
+    assert files == "1" and lines == valid and int(valid) >= 1
     again = flywheel("run", "--landing", str(landing), "--lake", str(lake))
     assert again.returncode == 0, again.stderr
     assert "nothing committed" in again.stdout
