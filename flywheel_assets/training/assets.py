@@ -10,7 +10,7 @@ from ..curation.metrics import FEEDBACK_METRICS
 from ..lake.tables import Lake
 from ..metadata import column_schema, rows_now, table_metadata
 from ..resources import LakeResource, LandingResource, TrainingResource
-from .drift import DRIFT_MONITOR, MonitorPolicy
+from .drift import DRIFT_MONITOR, MonitorPolicy, monitor
 from .eval_results import CANDIDATE_EVALS, scored_rows
 from .evaluation import load_judge
 from .gate import GatePolicy, decide
@@ -24,6 +24,7 @@ from .retrain import (
     training_rows,
 )
 from .snapshot import TRAINING_SNAPSHOTS, Snapshot, TooLittleData, snapshot_for_run, take_snapshot
+from .tiny_model import TINY_BASE, build_tiny_base
 
 GROUP = "training"
 TRIGGER_TAG = "flywheel/trigger"
@@ -164,7 +165,6 @@ def lora_adapter(
     lake: LakeResource,
     training: TrainingResource,
 ) -> dg.MaterializeResult:
-    from .tiny_model import build_tiny_base
     from .trainer import LoraSettings, train_lora
 
     try:
@@ -188,7 +188,7 @@ def lora_adapter(
     snap = _pinned(context, the_lake)
     store = model_store_root(training.model_store, the_lake)
     rows = training_rows(the_lake, snap)
-    base = _base_model(training, store, rows, eval_cases(the_lake, snap), build_tiny_base)
+    base = _base_model(training, store, rows, eval_cases(the_lake, snap))
     model_id = model_id_for(snap, _root_run_id(context))
     try:
         result = train_lora(
@@ -223,8 +223,8 @@ def lora_adapter(
     )
 
 
-def _base_model(training: TrainingResource, store, rows, cases, build_tiny_base) -> str:
-    if training.base_model != "tiny":
+def _base_model(training: TrainingResource, store, rows, cases) -> str:
+    if training.base_model != TINY_BASE:
         return training.base_model
     # Built once and kept: every adapter of this store must share the same base weights.
     return str(build_tiny_base(store / "_base" / "tiny", corpus(rows, cases)))
@@ -422,8 +422,6 @@ def drift_monitor(
     lake: LakeResource,
     landing: LandingResource,
 ) -> dg.MaterializeResult:
-    from .drift import monitor
-
     the_lake = lake.lake()
     before = rows_now(the_lake, DRIFT_MONITOR.name)
     report = monitor(

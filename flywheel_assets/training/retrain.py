@@ -14,7 +14,6 @@ from .evaluation import Judge, score
 from .snapshot import Snapshot
 
 EVAL_COLUMNS = ["case_id", "kind", "holdout", "input", "input_messages", "expected"]
-TINY_BASE = "tiny"
 
 
 def model_store_root(configured: str | None, lake: Lake) -> Path:
