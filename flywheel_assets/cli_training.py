@@ -91,9 +91,9 @@ def _retrain(args: argparse.Namespace) -> int:
     evals = {"max_cases": args.max_eval_cases, "threshold": args.threshold}
     training = {"base_model": args.base_model, "model_store": args.model_store}
     ops = {
-        "training_snapshots": {"min_new_rows": args.min_new_rows},
+        "training_snapshot": {"min_new_rows": args.min_new_rows},
         "lora_adapter": _given(lora),
-        "candidate_evals": _given(evals),
+        "candidate_eval": _given(evals),
         "model_registry": {"auto_promote": not args.no_promote},
     }
     run_config = {
@@ -127,7 +127,7 @@ def _given(config: dict) -> dict:
 
 
 def _print_retrain(mats: dict, model: dict) -> None:
-    snap = mats.get("training_snapshots", {})
+    snap = mats.get("training_snapshot", {})
     rows, new = snap.get("rows_at_versions", {}), snap.get("new_rows", {})
     print(f"snapshot {snap.get('snapshot_id')}")
     print(

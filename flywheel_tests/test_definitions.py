@@ -40,7 +40,7 @@ def test_the_retrain_assets_run_only_in_retrain_job():
         k.to_user_string()
         for k in defs.resolve_job_def("refresh_job").asset_layer.selected_asset_keys
     }
-    assert retrain == {"training_snapshots", "lora_adapter", "candidate_evals", "model_registry"}
+    assert retrain == {"training_snapshot", "lora_adapter", "candidate_eval", "model_registry"}
     assert not retrain & refresh
     assert "drift_monitor" in refresh
 
@@ -48,7 +48,7 @@ def test_the_retrain_assets_run_only_in_retrain_job():
 def test_the_gate_is_a_blocking_check_on_the_candidate_evaluation():
     graph = defs.resolve_asset_graph()
     (gate,) = [k for k in graph.asset_check_keys if k.name == "candidate_passes_gate"]
-    assert gate.asset_key.to_user_string() == "candidate_evals"
+    assert gate.asset_key.to_user_string() == "candidate_eval"
     spec = next(s for a in graph.assets_defs for s in a.check_specs if s.key == gate)
     assert spec.blocking
 

@@ -66,9 +66,9 @@ def loop(tmp_path_factory):
 
     def retrain(lora=None, snapshot=None, evals=None):
         ops = {
-            "training_snapshots": {"config": snapshot or {}},
+            "training_snapshot": {"config": snapshot or {}},
             "lora_adapter": {"config": {"method": "sft", **(lora or {})}},
-            "candidate_evals": {"config": evals or {}},
+            "candidate_eval": {"config": evals or {}},
         }
         return run_job("retrain_job", landing, lake, {"ops": ops})
 
@@ -113,13 +113,13 @@ def test_the_registry_pins_the_dataset_versions_and_promotes_a_better_model(firs
     model_id = meta["lora_adapter"]["model_id"]
     model = Registry(lake).get(model_id)
     assert model["status"] == "promoted"
-    assert model["dataset_versions"] == meta["training_snapshots"]["dataset_versions"]
+    assert model["dataset_versions"] == meta["training_snapshot"]["dataset_versions"]
     assert model["dataset_versions"] == current_versions(lake)
     assert (model["trigger"], model["method"]) == ("manual", "sft")
     before, after = model["metrics"]["before"], model["metrics"]["after"]
     assert before["golden"]["passed"] == 0  # the random base passes nothing
     assert after["golden"]["passed"] > 0  # the trained adapter learned the golden answers
-    evals = lake.read("candidate_evals").to_pylist()
+    evals = lake.read("candidate_eval").to_pylist()
     assert {(r["role"], r["model_id"]) for r in evals} == {
         ("production", "base"),
         ("candidate", model_id),

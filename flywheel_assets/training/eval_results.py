@@ -1,4 +1,4 @@
-"""The candidate_evals table: every generated answer a gate decision was based on."""
+"""The candidate_eval table: every generated answer a gate decision was based on."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..lake.tables import TableSpec
 # Answers are generated from the users' (redacted) prompts, so the table is kept like the curated
 # ones: no change feed, log statistics on ids and times only.
 CANDIDATE_EVALS = TableSpec(
-    "candidate_evals",
+    "candidate_eval",
     pa.schema(
         [
             pa.field("candidate_id", pa.string()),  # the model this evaluation gated
@@ -33,7 +33,7 @@ CANDIDATE_EVALS = TableSpec(
 
 
 def scored_rows(candidate_id: str, parts: list[tuple[str, str, pa.Table]], run_id: str) -> pa.Table:
-    """Rows for `candidate_evals` from (role, answering model, scored cases) parts."""
+    """Rows for `candidate_eval` from (role, answering model, scored cases) parts."""
     now = datetime.now(UTC)
     tables = []
     for role, model_id, scored in parts:

@@ -23,7 +23,7 @@ TRAINING_TABLES = (SFT_SET.name, DPO_SET.name, KTO_SET.name)
 PINNED_TABLES = (*TRAINING_TABLES, EVAL_CASES.name)
 
 TRAINING_SNAPSHOTS = TableSpec(
-    "training_snapshots",
+    "training_snapshot",
     pa.schema(
         [
             pa.field("snapshot_id", pa.string()),
