@@ -300,6 +300,19 @@ def _utc_date(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The `flywheel` executable: run, flush, and leave without interpreter teardown.
+
+    deltalake's reader threads can outlive Python's finalization and abort the process at exit
+    (delta-rs issue 2184), turning a finished command into exit code 134; everything is written
+    and flushed by then, so the process ends with the command's own code instead.
+    """
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    console()
