@@ -152,3 +152,34 @@ def test_no_new_data_stops_early_and_registers_nothing(first, loop):
     assert result.success
     assert "lora_adapter" not in materializations(result)
     assert len(Registry(lake).models()) == models
+
+
+def test_a_judge_of_ones_own_scores_the_cases(first, loop):
+    lake, retrain = loop
+    judge = "flywheel_tests.test_training_gate:length_judge"  # passes any answer over 3 chars
+    result = retrain(
+        {"epochs": 1.0}, snapshot={"min_new_rows": 0}, evals={"judge": judge, "threshold": 0.5}
+    )
+    model = Registry(lake).get(materializations(result)["lora_adapter"]["model_id"])
+    assert model["metrics"]["judge"] == judge
+    evals = lake.read("candidate_eval").to_pylist()
+    mine = [e for e in evals if e["candidate_id"] == model["model_id"]]
+    assert mine and all(e["passed"] == (len(e["output"]) > 3) for e in mine)
+
+
+@pytest.mark.parametrize(
+    ("lora", "message"),
+    [
+        ({"method": "ppo"}, "invalid lora_adapter config: unknown training method 'ppo'"),
+        ({"epochs": 0.0}, "invalid lora_adapter config: epochs must be positive"),
+    ],
+)
+def test_bad_training_config_fails_the_step_with_the_reason(first, loop, lora, message):
+    lake, retrain = loop
+    models = len(Registry(lake).models())
+    result = retrain(lora, snapshot={"min_new_rows": 0})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "lora_adapter"
+    assert message in failure.step_failure_data.error.message
+    assert len(Registry(lake).models()) == models
