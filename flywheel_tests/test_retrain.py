@@ -183,3 +183,12 @@ def test_bad_training_config_fails_the_step_with_the_reason(first, loop, lora, m
     assert failure.step_key == "lora_adapter"
     assert message in failure.step_failure_data.error.message
     assert len(Registry(lake).models()) == models
+
+
+def test_the_model_store_is_absolute_and_local():
+    from flywheel_assets.training.retrain import model_store_root
+
+    assert model_store_root(None, Lake("data/lake")) == Path("data/lake/models").absolute()
+    assert model_store_root("/mnt/models", Lake("data/lake")) == Path("/mnt/models")
+    with pytest.raises(ValueError, match="local or mounted folder"):
+        model_store_root(None, Lake("s3://bucket/lake"))

@@ -24,7 +24,8 @@ def model_store_root(configured: str | None, lake: Lake) -> Path:
             f"model store {root!r}: adapters are written with local file APIs; set "
             "training.model_store to a local or mounted folder"
         )
-    return Path(root)
+    # Absolute, so the registry's adapter URIs mean the same from any working directory.
+    return Path(root).absolute()
 
 
 def model_id_for(snapshot: Snapshot, run_id: str) -> str:
