@@ -17,6 +17,12 @@ IN_FLIGHT = [
 ]
 
 
+def run_in_flight(instance: dg.DagsterInstance, job_name: str) -> str | None:
+    """The id of a run of `job_name` that is queued or running, if any."""
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=1)
+    return runs[0].run_id if runs else None
+
+
 @dg.sensor(
     job=ingest_job,
     minimum_interval_seconds=30,
@@ -28,13 +34,10 @@ def landing_sensor(
     context: dg.SensorEvaluationContext, landing: LandingResource, lake: LakeResource
 ) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
-    in_flight = context.instance.get_runs(
-        filters=dg.RunsFilter(job_name=ingest_job.name, statuses=IN_FLIGHT), limit=1
-    )
+    in_flight = run_in_flight(context.instance, ingest_job.name)
     if in_flight:
         return dg.SensorResult(
-            skip_reason=f"ingest run {in_flight[0].run_id} is still in progress",
-            cursor=context.cursor,
+            skip_reason=f"ingest run {in_flight} is still in progress", cursor=context.cursor
         )
     files = new_landing_files(landing.zone(), lake.lake())
     if not files:

@@ -8,19 +8,12 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from ..ingest.contract import DRIFT_EVENTS
-from ..ingest.sensors import IN_FLIGHT
+from ..ingest.sensors import run_in_flight
 from ..resources import LakeResource, TrainingResource
 from .assets import TRIGGER_TAG
 from .drift import corrected_rows_in_window
 from .jobs import retrain_job
-from .snapshot import last_snapshot, new_rows_since, versions_key
-
-
-def _retrain_in_flight(context: dg.SensorEvaluationContext) -> str | None:
-    runs = context.instance.get_runs(
-        filters=dg.RunsFilter(job_name=retrain_job.name, statuses=IN_FLIGHT), limit=1
-    )
-    return runs[0].run_id if runs else None
+from .snapshot import describe_counts, last_snapshot, new_rows_since, versions_key
 
 
 @dg.sensor(
@@ -35,7 +28,7 @@ def curated_pairs_sensor(
     context: dg.SensorEvaluationContext, lake: LakeResource, training: TrainingResource
 ) -> dg.SensorResult:
     the_lake = lake.lake()
-    in_flight = _retrain_in_flight(context)
+    in_flight = run_in_flight(context.instance, retrain_job.name)
     if in_flight:
         return dg.SensorResult(
             skip_reason=f"retrain run {in_flight} is still in progress", cursor=context.cursor
@@ -44,7 +37,7 @@ def curated_pairs_sensor(
     versions, added = new_rows_since(the_lake, previous["versions"] if previous else None)
     total = sum(added.values())
     threshold = training.retrain_threshold()
-    counts = ", ".join(f"{t} +{n}" for t, n in added.items())
+    counts = describe_counts(added)
     if total < threshold:
         return dg.SensorResult(
             skip_reason=f"{total} new curated training rows ({counts}); retrain at {threshold}",

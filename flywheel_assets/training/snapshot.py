@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..curation.pipeline import source_versions
 from ..curation.schemas import DPO_SET, EVAL_CASES, KTO_SET, SFT_SET
 from ..ingest.contract import TIMESTAMP
-from ..lake.tables import Lake, TableSpec
+from ..lake.tables import Lake, TableSpec, table_stats
 
 # The tables a model trains on; eval_cases is pinned too, so its evaluation can be repeated.
 TRAINING_TABLES = (SFT_SET.name, DPO_SET.name, KTO_SET.name)
@@ -60,20 +61,11 @@ def rows_at(lake: Lake, table: str, version: int | None = None) -> int:
     if version is not None and version < 0:
         return 0
     dt = lake.open(table, version=version)
-    if dt is None:
-        return 0
-    actions = pa.table(dt.get_add_actions(flatten=True))
-    if not actions.num_rows:
-        return 0
-    return int(pc.sum(actions["num_records"]).as_py() or 0)
+    return 0 if dt is None else table_stats(dt).rows
 
 
 def current_versions(lake: Lake) -> dict[str, int]:
-    versions = {}
-    for table in PINNED_TABLES:
-        stats = lake.stats(table)
-        versions[table] = stats.version if stats else -1
-    return versions
+    return source_versions(lake, PINNED_TABLES)
 
 
 def versions_key(versions: dict[str, int]) -> str:
@@ -116,7 +108,7 @@ def check_new_data(lake: Lake, min_new_rows: int) -> tuple[dict[str, int], dict[
     if total < min_new_rows:
         since = f"snapshot {previous['snapshot_id']}" if previous else "the start"
         raise TooLittleData(
-            f"{total} new curated training rows since {since} ({_counts(added)}); at least "
+            f"{total} new curated training rows since {since} ({describe_counts(added)}); at least "
             f"{min_new_rows} needed to retrain"
         )
     return versions, added
@@ -171,5 +163,5 @@ def snapshot_for_run(lake: Lake, run_id: str) -> Snapshot | None:
     )
 
 
-def _counts(added: dict[str, int]) -> str:
+def describe_counts(added: dict[str, int]) -> str:
     return ", ".join(f"{t} +{n}" for t, n in added.items())
