@@ -168,20 +168,8 @@ def lora_adapter(
     from .trainer import LoraSettings, train_lora
 
     try:
-        settings = LoraSettings(
-            method=config.method,
-            epochs=config.epochs,
-            learning_rate=config.learning_rate,
-            batch_size=config.batch_size,
-            lora_r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=tuple(config.target_modules),
-            max_length=config.max_length,
-            beta=config.beta,
-            seed=config.seed,
-            device=config.device,
-        )
+        # LoraConfig's fields are LoraSettings' own, by name.
+        settings = LoraSettings(**config.model_dump())
     except ValueError as exc:
         raise dg.Failure(f"invalid lora_adapter config: {exc}") from None
     the_lake = lake.lake()
