@@ -139,9 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="do nothing when the landing zone already holds files",
     )
     sample.set_defaults(handler=_sample)
-    from .cli_training import add_commands
+    from . import cli_training, cli_versioning
 
-    add_commands(sub, _add_locations)
+    cli_training.add_commands(sub, _add_locations)
+    cli_versioning.add_commands(sub, _add_locations, _run_op_job)
     return parser
 
 

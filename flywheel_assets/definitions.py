@@ -8,12 +8,14 @@ from .operations import defs as operations
 from .privacy import defs as privacy
 from .resources import LakeResource, LandingResource, PrivacyResource, TrainingResource
 from .training import defs as training
+from .versioning import defs as versioning
 
 defs = dg.Definitions.merge(
     ingest.defs,
     privacy.defs,
     curation.defs,
     training.defs,
+    versioning.defs,
     operations.defs,
     dg.Definitions(
         resources={

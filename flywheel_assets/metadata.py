@@ -20,6 +20,11 @@ def table_metadata(lake: Lake, table: str, rows_before: int, **extra) -> dict:
     }
 
 
+def version_of(lake: Lake, table: str) -> int:
+    stats = lake.stats(table)
+    return stats.version if stats else -1
+
+
 def rows_now(lake: Lake, table: str) -> int:
     stats = lake.stats(table)
     return stats.rows if stats else 0

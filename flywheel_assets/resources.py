@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from .ingest.landing import LandingZone
 from .lake.tables import Lake
 from .privacy.hashing import KEY_ENV, load_key
 from .privacy.pii import PATTERNS_ENV, Detector, PatternSpec, load_patterns_file
-from .settings import lake_root, landing_root, retrain_min_pairs
+from .settings import lake_root, landing_root, retrain_min_pairs, rollback_window_days
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -26,8 +26,25 @@ class LakeResource(dg.ConfigurableResource):
         description="deltalake storage options (endpoint, region, credentials) for object stores.",
     )
 
+    rollback_window_days: int | None = Field(
+        default=None,
+        description="Days every version stays restorable: vacuum and log cleanup keep them, and "
+        "the tables' retention properties are set to match. Empty: "
+        "$FLYWHEEL_ROLLBACK_WINDOW_DAYS, else 30.",
+    )
+    _run_id: str | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Every commit made in a run names it, so a table's history leads back to the run.
+        self._run_id = context.run.run_id if context.run else None
+
     def lake(self) -> Lake:
-        return Lake(lake_root(self.root), self.storage_options or None)
+        return Lake(
+            lake_root(self.root),
+            self.storage_options or None,
+            commit_info={"dagster.run_id": self._run_id} if self._run_id else None,
+            retention_days=rollback_window_days(self.rollback_window_days),
+        )
 
 
 class LandingResource(dg.ConfigurableResource):

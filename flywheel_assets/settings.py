@@ -17,6 +17,7 @@ def lake_root(configured: str | None = None) -> str:
 
 
 DEFAULT_RETRAIN_MIN_PAIRS = 5000
+DEFAULT_ROLLBACK_WINDOW_DAYS = 30
 
 
 def retrain_min_pairs(configured: int | None = None) -> int:
@@ -31,3 +32,22 @@ def retrain_min_pairs(configured: int | None = None) -> int:
         return int(value)
     except ValueError:
         raise ValueError(f"FLYWHEEL_RETRAIN_MIN_PAIRS must be an integer, got {value!r}") from None
+
+
+def rollback_window_days(configured: int | None = None) -> int:
+    """Days every table version stays restorable: configured, $FLYWHEEL_ROLLBACK_WINDOW_DAYS, else
+    30."""
+    value = (
+        configured if configured is not None else os.environ.get("FLYWHEEL_ROLLBACK_WINDOW_DAYS")
+    )
+    if value is None or value == "":
+        return DEFAULT_ROLLBACK_WINDOW_DAYS
+    try:
+        days = int(value)
+    except ValueError:
+        raise ValueError(
+            f"FLYWHEEL_ROLLBACK_WINDOW_DAYS must be an integer, got {value!r}"
+        ) from None
+    if days < 1:
+        raise ValueError(f"the rollback window must be at least 1 day, got {days}")
+    return days

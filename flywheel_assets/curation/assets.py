@@ -4,9 +4,10 @@ import dagster as dg
 from pydantic import Field
 
 from ..ingest.contract import DRIFT_EVENTS, INTERACTIONS
-from ..metadata import column_schema, rows_now, table_metadata
+from ..metadata import column_schema, rows_now, table_metadata, version_of
 from ..privacy.pipeline import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS
 from ..resources import LakeResource, PrivacyResource
+from .checks import check_results, check_specs, failure_message
 from .datasets import CurationPolicy
 from .metrics import FEEDBACK_METRICS, MetricThresholds, breaches, chart_markdown, overall
 from .pipeline import (
@@ -21,6 +22,8 @@ from .schemas import DPO_SET, EVAL_CASES, KTO_SET, REVIEW_QUEUE, SFT_SET, TAGGED
 from .signals import SignalWeights
 
 GROUP = "curation"
+TAGGED_CHECKS = check_specs([TAGGED_ROWS.name])
+CURATED_CHECKS = check_specs([spec.name for spec in CURATED])
 
 
 class CurationConfig(dg.Config):
@@ -110,30 +113,38 @@ class CurationConfig(dg.Config):
     "drift_window, conflict, safety_flag, over_cap and operator tags), a label "
     "(positive / negative / unknown) with a confidence, and the best correction.",
     metadata={"dagster/column_schema": column_schema(TAGGED_ROWS.schema)},
+    check_specs=TAGGED_CHECKS,
 )
 def tagged_rows(
     context: dg.AssetExecutionContext,
     config: CurationConfig,
     lake: LakeResource,
     privacy: PrivacyResource,
-) -> dg.MaterializeResult:
+):
     the_lake = lake.lake()
     before = rows_now(the_lake, TAGGED_ROWS.name)
     report = build_tagged_rows(
         the_lake, privacy.detector(), config.weights(), config.cap(), config.policy()
     )
-    if not report.committed:
+    if not report.checks:
         context.log.info("redacted tables unchanged since the last build: nothing committed")
-    return dg.MaterializeResult(
+    if report.checks and not report.committed:
+        yield from check_results(TAGGED_CHECKS, report.checks, {})
+        raise dg.Failure(failure_message(report.checks))
+    yield dg.MaterializeResult(
         metadata=table_metadata(
             the_lake,
             TAGGED_ROWS.name,
             before,
             labels=dg.MetadataValue.json(report.labels),
             over_cap_feedback=report.over_cap_feedback,
+            rolled_back_rows_left_out=report.rolled_back,
             source_versions=dg.MetadataValue.json(report.source_versions),
             rebuilt=report.committed,
         )
+    )
+    yield from check_results(
+        TAGGED_CHECKS, report.checks, {TAGGED_ROWS.name: version_of(the_lake, TAGGED_ROWS.name)}
     )
 
 
@@ -168,6 +179,7 @@ _SET_DESCRIPTIONS = {
         )
         for spec in CURATED
     ],
+    check_specs=CURATED_CHECKS,
 )
 def curated_sets(
     context: dg.AssetExecutionContext,
@@ -178,8 +190,11 @@ def curated_sets(
     the_lake = lake.lake()
     before = {spec.name: rows_now(the_lake, spec.name) for spec in CURATED}
     report = build_curated_sets(the_lake, privacy.detector(), privacy.key(), config.policy())
-    if not report.committed:
+    if not report.checks:
         context.log.info("tagged_rows unchanged since the last build: nothing committed")
+    if report.checks and not report.committed:
+        yield from check_results(CURATED_CHECKS, report.checks, {})
+        raise dg.Failure(failure_message(report.checks))
     for spec in CURATED:
         extra = {"source_versions": dg.MetadataValue.json(report.source_versions)}
         if spec.name == KTO_SET.name:
@@ -195,10 +210,16 @@ def curated_sets(
             extra["reasons"] = dg.MetadataValue.json(dict(sorted(reasons.items())))
         if report.stats:
             extra["curation_stats"] = dg.MetadataValue.json(report.stats)
+        extra["rolled_back_rows_left_out"] = report.rolled_back.get(spec.name, 0)
         yield dg.MaterializeResult(
             asset_key=spec.name,
             metadata=table_metadata(the_lake, spec.name, before[spec.name], **extra),
         )
+    yield from check_results(
+        CURATED_CHECKS,
+        report.checks,
+        {spec.name: version_of(the_lake, spec.name) for spec in CURATED},
+    )
 
 
 class MetricsConfig(dg.Config):

@@ -1,44 +1,84 @@
-"""Blocking checks on the curated tables: no PII, no held-out prompt in training, real pairs."""
+"""Blocking checks on the curated tables, evaluated on the staged rows before they are published.
+
+Write-audit-publish: tagged_rows and curated_sets build their tables in memory, run these rules on
+them, and commit only when every rule passes. A failing rule is reported as a failed check and the
+run fails with the published tables untouched.
+"""
 
 import dagster as dg
 
-from ..privacy.checks import no_residual_pii_check
-from ..resources import LakeResource
-from .quality import TEXT_COLUMNS, TRAINING_SETS, holdout_leaks, identical_pairs
+from .quality import TRAINING_SETS, CheckOutcome
+
+_DESCRIPTIONS = {
+    "no_residual_pii": "No PII detector fires on the table's text columns (checked before "
+    "publish).",
+    "no_holdout_leakage": "No held-out eval prompt appears in the training set: no training on "
+    "the exam (checked before publish).",
+    "chosen_differs_from_rejected": "Every preference pair has two different texts (checked "
+    "before publish).",
+}
 
 
-def _no_holdout_leakage(table: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=table,
-        name="no_holdout_leakage",
-        blocking=True,
-        additional_deps=["eval_cases"],
-        description=f"No held-out eval prompt appears in {table}: no training on the exam.",
-    )
-    def check(lake: LakeResource) -> dg.AssetCheckResult:
-        the_lake = lake.lake()
-        leaks = holdout_leaks(the_lake.read("eval_cases"), the_lake.read(table))
-        return dg.AssetCheckResult(
-            passed=not leaks,
-            metadata={"leaked_prompts": len(leaks), "sample": dg.MetadataValue.json(leaks[:5])},
+def check_specs(tables: list[str]) -> list[dg.AssetCheckSpec]:
+    specs = [_spec(table, "no_residual_pii") for table in tables]
+    specs += [_spec(t, "no_holdout_leakage", ["eval_cases"]) for t in tables if t in TRAINING_SETS]
+    if "dpo_set" in tables:
+        specs.append(_spec("dpo_set", "chosen_differs_from_rejected"))
+    return specs
+
+
+def check_results(
+    specs: list[dg.AssetCheckSpec], outcomes: list[CheckOutcome], published_versions: dict
+) -> list[dg.AssetCheckResult]:
+    """One result per spec: the staged audit when the tables were rebuilt, otherwise the published
+    version stands as it was audited when it was published."""
+    by_key = {(o.table, o.check): o for o in outcomes}
+    results = []
+    for spec in specs:
+        table = spec.asset_key.to_user_string()
+        outcome = by_key.get((table, spec.name))
+        if outcome is None:
+            results.append(
+                dg.AssetCheckResult(
+                    asset_key=spec.asset_key,
+                    check_name=spec.name,
+                    passed=True,
+                    metadata={
+                        "rebuilt": False,
+                        "audited_version": published_versions.get(table, -1),
+                    },
+                )
+            )
+            continue
+        results.append(
+            dg.AssetCheckResult(
+                asset_key=spec.asset_key,
+                check_name=spec.name,
+                passed=outcome.passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"rebuilt": True, **_metadata(outcome.metadata)},
+            )
         )
-
-    return check
-
-
-@dg.asset_check(
-    asset="dpo_set",
-    name="chosen_differs_from_rejected",
-    blocking=True,
-    description="Every preference pair has two different texts.",
-)
-def chosen_differs_from_rejected(lake: LakeResource) -> dg.AssetCheckResult:
-    same = identical_pairs(lake.lake().read("dpo_set", columns=["chosen", "rejected"]))
-    return dg.AssetCheckResult(passed=same == 0, metadata={"identical_pairs": same})
+    return results
 
 
-CHECKS = [
-    *(no_residual_pii_check(table, *cols) for table, cols in TEXT_COLUMNS.items()),
-    *(_no_holdout_leakage(t) for t in TRAINING_SETS),
-    chosen_differs_from_rejected,
-]
+def failure_message(outcomes: list[CheckOutcome]) -> str:
+    failed = [f"{o.table}.{o.check} {o.metadata}" for o in outcomes if not o.passed]
+    return "not published, the published tables are unchanged; failed checks: " + "; ".join(failed)
+
+
+def _spec(table: str, name: str, deps: list[str] | None = None) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        name,
+        asset=table,
+        blocking=True,
+        additional_deps=deps,
+        description=_DESCRIPTIONS[name],
+    )
+
+
+def _metadata(values: dict) -> dict:
+    return {
+        k: v if isinstance(v, int | float | str) else dg.MetadataValue.json(v)
+        for k, v in values.items()
+    }

@@ -3,6 +3,5 @@
 import dagster as dg
 
 from .assets import ASSETS
-from .checks import CHECKS
 
-defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS)
+defs = dg.Definitions(assets=ASSETS)

@@ -15,13 +15,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..ingest.contract import DRIFT_EVENTS, INTERACTIONS
-from ..lake.tables import Lake, TableSpec, commit_properties
+from ..lake.exclusions import ROLLBACK_AUDIT, Exclusions
+from ..lake.tables import Lake, TableSpec
 from ..privacy.pii import Detector
 from ..privacy.pipeline import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS
 from ..privacy.sampling import DriftWindow
 from .caps import over_cap_feedback
 from .datasets import CurationPolicy, curate, finalize
 from .metrics import FEEDBACK_METRICS, daily_metrics
+from .quality import CheckOutcome, audit_curated
 from .safety import safety_flags
 from .schemas import DPO_SET, EVAL_CASES, KTO_SET, REVIEW_QUEUE, SFT_SET, TAGGED_ROWS
 from .signals import SignalWeights, collect_signals, tag_rows
@@ -48,14 +50,13 @@ class TaggingReport:
     rows: int = 0
     labels: dict[str, int] = field(default_factory=dict)
     over_cap_feedback: int = 0
+    rolled_back: int = 0  # source rows left out because a rollback excluded them
+    checks: list[CheckOutcome] = field(default_factory=list)  # empty when nothing was rebuilt
 
 
 def source_versions(lake: Lake, tables: tuple[str, ...]) -> dict[str, int]:
-    versions = {}
-    for name in tables:
-        stats = lake.stats(name)
-        versions[name] = stats.version if stats else -1
-    return versions
+    """The version of each table's latest data commit (maintenance commits do not count)."""
+    return {name: lake.data_version(name) for name in tables}
 
 
 def build_tagged_rows(
@@ -65,15 +66,22 @@ def build_tagged_rows(
     cap: FeedbackCap,
     policy: CurationPolicy,
 ) -> TaggingReport:
-    versions = source_versions(lake, SOURCES)
+    versions = source_versions(lake, (*SOURCES, ROLLBACK_AUDIT.name))
     fingerprint = _fingerprint(versions, weights, cap, policy)
     if lake.last_commit_metadata(TAGGED_ROWS.name).get(FINGERPRINT_KEY) == fingerprint:
         return TaggingReport(committed=False, source_versions=versions)
 
-    logs = _read(lake, REDACTED_LOGS)
-    feedback = _read(lake, REDACTED_FEEDBACK)
-    annotations = _read(lake, REDACTED_ANNOTATIONS)
-    drift = lake.read(DRIFT_EVENTS.table, columns=["ts", "window_hours"])
+    # Rows a rollback took away upstream (or from tagged_rows itself) stay out until re-admitted.
+    exclusions = Exclusions.load(lake)
+    logs, left_out = exclusions.drop(_read(lake, REDACTED_LOGS), "request_id")
+    feedback, n = exclusions.drop(_read(lake, REDACTED_FEEDBACK), "feedback_id")
+    left_out += n
+    annotations, n = exclusions.drop(_read(lake, REDACTED_ANNOTATIONS), "annotation_id")
+    left_out += n
+    drift = lake.read(DRIFT_EVENTS.table, columns=["event_id", "ts", "window_hours"])
+    if drift is not None:
+        drift, n = exclusions.drop(drift, "event_id")
+        left_out += n
     windows = [
         DriftWindow.before(e["ts"], e["window_hours"])
         for e in (drift.to_pylist() if drift is not None else [])
@@ -105,45 +113,102 @@ def build_tagged_rows(
     )
     tagged = _with_provenance(tagged)
     out = finalize(tagged, TAGGED_ROWS, versions)
-    lake.overwrite(TAGGED_ROWS, out, metadata=_commit_meta(fingerprint, versions))
+    # Write-audit-publish: the table is published only if its checks pass on the staged rows.
+    checks = audit_curated({TAGGED_ROWS.name: out}, detector)
+    published = all(c.passed for c in checks)
+    if published:
+        lake.overwrite(TAGGED_ROWS, out, metadata=_commit_meta(fingerprint, versions))
     labels = pc.value_counts(out["label"]).to_pylist()
     return TaggingReport(
-        committed=True,
+        committed=published,
+        checks=checks,
         source_versions=versions,
         rows=out.num_rows,
         labels={x["values"]: x["counts"] for x in labels},
         over_cap_feedback=int(pc.sum(capped).as_py() or 0),
+        rolled_back=left_out,
     )
+
+
+@dataclass
+class StagedSets:
+    """Curated tables built in memory, not yet published."""
+
+    fingerprint: str
+    source_versions: dict[str, int]
+    tables: dict[str, pa.Table]
+    stats: dict = field(default_factory=dict)
+    rolled_back: dict[str, int] = field(default_factory=dict)  # rows left out per table
+
+
+CURATED = (EVAL_CASES, REVIEW_QUEUE, SFT_SET, DPO_SET, KTO_SET)
+
+
+def stage_curated_sets(
+    lake: Lake, detector: Detector, key: bytes, policy: CurationPolicy
+) -> StagedSets | None:
+    """Build every curated table from tagged_rows in memory; None when the published tables were
+    built from the same inputs (nothing to do)."""
+    versions = source_versions(lake, (TAGGED_ROWS.name, ROLLBACK_AUDIT.name))
+    fingerprint = _fingerprint(versions, policy)
+    if all(
+        lake.last_commit_metadata(spec.name).get(FINGERPRINT_KEY) == fingerprint for spec in CURATED
+    ):
+        return None
+    tagged = _read(lake, TAGGED_ROWS)
+    curated = curate(tagged, policy, key, detector)
+    exclusions = Exclusions.load(lake)
+    staged = StagedSets(fingerprint, versions, {}, stats=curated.stats)
+    for spec in CURATED:
+        table = finalize(getattr(curated, spec.name), spec, versions)
+        # Rows a rollback of this very table took away stay out until re-admitted.
+        table, dropped = exclusions.drop(table, "source_request_ids", scope=spec.name)
+        staged.tables[spec.name] = table
+        if dropped:
+            staged.rolled_back[spec.name] = dropped
+    return staged
 
 
 @dataclass
 class CurationReport:
     committed: bool
     source_versions: dict[str, int]
+    checks: list[CheckOutcome] = field(default_factory=list)  # empty when nothing was rebuilt
     rows: dict[str, int] = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
-
-
-CURATED = (EVAL_CASES, REVIEW_QUEUE, SFT_SET, DPO_SET, KTO_SET)
+    rolled_back: dict[str, int] = field(default_factory=dict)
 
 
 def build_curated_sets(
     lake: Lake, detector: Detector, key: bytes, policy: CurationPolicy
 ) -> CurationReport:
-    versions = source_versions(lake, (TAGGED_ROWS.name,))
-    fingerprint = _fingerprint(versions, policy)
-    if all(
-        lake.last_commit_metadata(spec.name).get(FINGERPRINT_KEY) == fingerprint for spec in CURATED
-    ):
+    """Stage the curated tables, audit them, and publish them only if every check passes: a
+    failing check leaves every published table exactly as it was."""
+    staged = stage_curated_sets(lake, detector, key, policy)
+    if staged is None:
+        versions = source_versions(lake, (TAGGED_ROWS.name, ROLLBACK_AUDIT.name))
         return CurationReport(committed=False, source_versions=versions)
-    tagged = _read(lake, TAGGED_ROWS)
-    curated = curate(tagged, policy, key, detector)
-    report = CurationReport(committed=True, source_versions=versions, stats=curated.stats)
-    for spec in CURATED:
-        table = finalize(getattr(curated, spec.name), spec, versions)
-        lake.overwrite(spec, table, metadata=_commit_meta(fingerprint, versions))
-        report.rows[spec.name] = table.num_rows
+    checks = audit_curated(staged.tables, detector)
+    report = CurationReport(
+        committed=all(c.passed for c in checks),
+        source_versions=staged.source_versions,
+        checks=checks,
+        rows={name: t.num_rows for name, t in staged.tables.items()},
+        stats=staged.stats,
+        rolled_back=staged.rolled_back,
+    )
+    if report.committed:
+        publish_curated_sets(lake, staged)
     return report
+
+
+def publish_curated_sets(lake: Lake, staged: StagedSets) -> None:
+    for spec in CURATED:
+        lake.overwrite(
+            spec,
+            staged.tables[spec.name],
+            metadata=_commit_meta(staged.fingerprint, staged.source_versions),
+        )
 
 
 def build_feedback_metrics(lake: Lake) -> pa.Table:
@@ -164,7 +229,7 @@ def build_feedback_metrics(lake: Lake) -> pa.Table:
                 predicate="t.day = s.day AND t.model_version = s.model_version",
                 source_alias="s",
                 target_alias="t",
-                commit_properties=commit_properties(_commit_meta(fingerprint, versions)),
+                commit_properties=lake.commit_properties(_commit_meta(fingerprint, versions)),
             )
             .when_matched_update_all()
             .when_not_matched_insert_all()

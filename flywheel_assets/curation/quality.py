@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from ..privacy.pii import Detector
+from ..privacy.redact import residual_pii
 
 # Free text per curated table: what the no_residual_pii check scans.
 TEXT_COLUMNS: dict[str, tuple[list[str], list[str]]] = {
@@ -31,3 +37,46 @@ def identical_pairs(dpo: pa.Table) -> int:
     if dpo.num_rows == 0:
         return 0
     return int(pc.sum(pc.equal(dpo["chosen"], dpo["rejected"])).as_py() or 0)
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One rule evaluated on one staged table, before anything is published."""
+
+    table: str
+    check: str
+    passed: bool
+    metadata: dict = field(default_factory=dict)
+
+
+def audit_curated(tables: Mapping[str, pa.Table], detector: Detector) -> list[CheckOutcome]:
+    """Every blocking rule for the given curated tables: no residual PII, no held-out eval prompt
+    in a training set, no pair whose chosen and rejected texts are the same."""
+    out = []
+    for name, table in tables.items():
+        if name in TEXT_COLUMNS:
+            text, messages = TEXT_COLUMNS[name]
+            residual = residual_pii(table, detector, text, messages)
+            out.append(
+                CheckOutcome(name, "no_residual_pii", not residual, {"rows_with_pii": residual})
+            )
+    eval_cases = tables.get("eval_cases")
+    for name in TRAINING_SETS:
+        if name in tables and eval_cases is not None:
+            leaks = holdout_leaks(eval_cases, tables[name])
+            out.append(
+                CheckOutcome(
+                    name,
+                    "no_holdout_leakage",
+                    not leaks,
+                    {"leaked_prompts": len(leaks), "sample": leaks[:5]},
+                )
+            )
+    if "dpo_set" in tables:
+        same = identical_pairs(tables["dpo_set"])
+        out.append(
+            CheckOutcome(
+                "dpo_set", "chosen_differs_from_rejected", same == 0, {"identical_pairs": same}
+            )
+        )
+    return out

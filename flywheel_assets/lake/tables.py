@@ -16,6 +16,9 @@ from deltalake.exceptions import TableNotFoundError
 
 # Every table keeps its history for the rollback window.
 DEFAULT_RETENTION_DAYS = 30
+TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
+# Commits that leave every row as it was.
+MAINTENANCE_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES"})
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,26 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class Lake:
-    """Where the tables live: a local folder or any deltalake URI, plus storage options."""
+    """Where the tables live: a local folder or any deltalake URI, plus storage options.
+
+    `commit_info` is added to every commit's metadata (the Dagster run that wrote it), and
+    `retention_days` is the rollback window new tables are created with.
+    """
 
     root: str
     storage_options: Mapping[str, str] | None = None
+    commit_info: Mapping[str, str] | None = None
+    retention_days: int = DEFAULT_RETENTION_DAYS
+
+    def options(self) -> dict[str, str] | None:
+        return dict(self.storage_options or {}) or None
+
+    def commit_properties(
+        self,
+        metadata: Mapping[str, object] | None = None,
+        transaction: tuple[str, int] | None = None,
+    ) -> CommitProperties:
+        return commit_properties({**(self.commit_info or {}), **(metadata or {})}, transaction)
 
     def uri(self, table: str) -> str:
         return f"{self.root.rstrip('/')}/{table}"
@@ -63,7 +82,7 @@ class Lake:
             return DeltaTable(
                 self.uri(table),
                 version=version,
-                storage_options=dict(self.storage_options or {}) or None,
+                storage_options=self.options(),
             )
         except TableNotFoundError:
             return None
@@ -77,9 +96,9 @@ class Lake:
             self.uri(spec.name),
             spec.schema,
             mode="ignore",
-            configuration=spec.configuration(),
-            storage_options=dict(self.storage_options or {}) or None,
-            commit_properties=CommitProperties(custom_metadata={"flywheel.operation": "create"}),
+            configuration=spec.configuration(self.retention_days),
+            storage_options=self.options(),
+            commit_properties=self.commit_properties({"flywheel.operation": "create"}),
         )
 
     def append(
@@ -106,8 +125,8 @@ class Lake:
             data,
             mode="append",
             schema_mode="merge",
-            storage_options=dict(self.storage_options or {}) or None,
-            commit_properties=commit_properties(metadata, transaction),
+            storage_options=self.options(),
+            commit_properties=self.commit_properties(metadata, transaction),
         )
         return True
 
@@ -124,17 +143,33 @@ class Lake:
             dt,
             data,
             mode="overwrite",
-            storage_options=dict(self.storage_options or {}) or None,
-            commit_properties=commit_properties(metadata),
+            storage_options=self.options(),
+            commit_properties=self.commit_properties(metadata),
         )
 
     def last_commit_metadata(self, table: str) -> dict[str, str]:
-        """The custom metadata of the table's latest commit (empty if none)."""
+        """The custom metadata of the table's latest data commit (empty if none).
+
+        Maintenance commits (compaction, vacuum, retention properties) change no row, so they are
+        skipped: a fingerprint stored by the last build stays visible through them.
+        """
+        commit = self._last_data_commit(table)
+        return {k: v for k, v in commit.items() if isinstance(v, str)} if commit else {}
+
+    def data_version(self, table: str) -> int:
+        """The version of the latest commit that changed rows (-1 when there is no table)."""
+        commit = self._last_data_commit(table)
+        return int(commit["version"]) if commit else -1
+
+    def _last_data_commit(self, table: str) -> dict | None:
         dt = self.open(table)
         if dt is None:
-            return {}
-        history = dt.history(limit=1)
-        return {k: v for k, v in history[0].items() if isinstance(v, str)} if history else {}
+            return None
+        history = dt.history(limit=50)
+        for commit in history:
+            if commit.get("operation") not in MAINTENANCE_OPERATIONS:
+                return commit
+        return history[-1] if history else None
 
     def stats(self, table: str) -> TableStats | None:
         dt = self.open(table)

@@ -41,6 +41,7 @@ def _metadata(lake, spec, before: int, report: RedactionReport) -> dict:
         ingest_batches=dg.MetadataValue.json([report.watermark_before, report.watermark]),
         pii_redacted=dg.MetadataValue.json(report.pii_found),
         erased_rows_skipped=report.erased_skipped,
+        rolled_back_rows_skipped=report.rolled_back_skipped,
     )
 
 

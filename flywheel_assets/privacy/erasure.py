@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from ..lake import predicates as pred
 from ..lake.tables import Lake, TableSpec
-from .hashing import keyed_hash
+from .hashing import hash_column, keyed_hash
 
 TOMBSTONES_TABLE = "erasure_tombstones"
 TOMBSTONES = TableSpec(
@@ -125,7 +125,10 @@ def erase_user(
         if not hits:
             continue
         version_before = dt.version()
-        dt.delete(_delete_predicate(data.filter(match)))
+        dt.delete(
+            _delete_predicate(data.filter(match)),
+            commit_properties=lake.commit_properties({"flywheel.operation": "erase"}),
+        )
         # No grace period: files that held the rows go now, so no earlier version can load them.
         dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
         report.tables[name] = {
@@ -219,3 +222,34 @@ def _delete_predicate(rows: pa.Table) -> str:
             *(f"{pred.eq('source_file', f)} AND {pred.eq('line_number', n)}" for f, n in pairs)
         )
     raise ValueError(f"no id column to delete by among {names}")
+
+
+def purge_erased(lake: Lake, table: str, key: bytes) -> int:
+    """Delete from `table` every row of an erased user, for rows that came back through a restore
+    of a version older than the erasure. Returns the rows deleted (files vacuumed at once)."""
+    tombstones = Tombstones.load(lake)
+    dt = lake.open(table)
+    if tombstones.empty or dt is None:
+        return 0
+    data = dt.to_pyarrow_dataset().to_table()
+    names = data.column_names
+    match = pa.repeat(False, data.num_rows)
+    if "user_id" in names:
+        hashes = hash_column(data["user_id"], key, "user")
+        match = pc.or_kleene(match, pc.is_in(hashes, value_set=tombstones.user_hashes))
+    if "user_hash" in names:
+        match = pc.or_kleene(match, pc.is_in(data["user_hash"], value_set=tombstones.user_hashes))
+    for col in ("request_id", "other_request_id", "source_request_id"):
+        if col in names:
+            match = pc.or_kleene(match, pc.is_in(data[col], value_set=tombstones.request_ids))
+    if "source_request_ids" in names:
+        match = pc.or_kleene(match, _any_in(data["source_request_ids"], tombstones.request_ids))
+    match = pc.fill_null(match, False)
+    hits = int(pc.sum(match).as_py() or 0)
+    if hits:
+        dt.delete(
+            _delete_predicate(data.filter(match)),
+            commit_properties=lake.commit_properties({"flywheel.operation": "erase"}),
+        )
+        dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    return hits

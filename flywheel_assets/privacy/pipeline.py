@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from ..ingest.contract import ANNOTATIONS, DRIFT_EVENTS, FEEDBACK, INTERACTIONS, MESSAGE, TIMESTAMP
 from ..ingest.pipeline import LEDGER_TABLE
+from ..lake.exclusions import Exclusions
 from ..lake.tables import Lake, TableSpec
 from .erasure import Tombstones
 from .hashing import hash_column
@@ -106,6 +107,7 @@ class RedactionReport:
     kept: dict[str, int] = field(default_factory=dict)  # redacted_logs only: rows per keep reason
     late_kept: int = 0  # interactions of earlier batches kept because a signal arrived later
     erased_skipped: int = 0
+    rolled_back_skipped: int = 0  # rows a rollback excluded, left out until re-admitted
 
 
 def ingested_watermark(lake: Lake) -> int:
@@ -123,13 +125,25 @@ def ingested_watermark(lake: Lake) -> int:
 
 def redact_feedback(lake: Lake, detector: Detector, key: bytes) -> RedactionReport:
     return _redact_simple(
-        lake, REDACTED_FEEDBACK, FEEDBACK.spec.name, detector, key, hash_user=True
+        lake,
+        REDACTED_FEEDBACK,
+        FEEDBACK.spec.name,
+        detector,
+        key,
+        hash_user=True,
+        id_column="feedback_id",
     )
 
 
 def redact_annotations(lake: Lake, detector: Detector, key: bytes) -> RedactionReport:
     return _redact_simple(
-        lake, REDACTED_ANNOTATIONS, ANNOTATIONS.spec.name, detector, key, hash_user=False
+        lake,
+        REDACTED_ANNOTATIONS,
+        ANNOTATIONS.spec.name,
+        detector,
+        key,
+        hash_user=False,
+        id_column="annotation_id",
     )
 
 
@@ -198,12 +212,20 @@ def redact_logs(
     kept = kept.append_column("user_hash", hash_column(kept["user_id"], key, "user"))
     kept = kept.append_column("session_hash", hash_column(kept["session_id"], key, "session"))
     kept, report.erased_skipped = _drop_erased(lake, kept, key)
+    kept, report.rolled_back_skipped = Exclusions.load(lake).drop(kept, "request_id")
     _write(lake, spec, kept, detector, report)
     return report
 
 
 def _redact_simple(
-    lake: Lake, spec: TableSpec, source: str, detector: Detector, key: bytes, *, hash_user: bool
+    lake: Lake,
+    spec: TableSpec,
+    source: str,
+    detector: Detector,
+    key: bytes,
+    *,
+    hash_user: bool,
+    id_column: str,
 ) -> RedactionReport:
     before, target = _watermark(lake, spec.name), ingested_watermark(lake)
     report = RedactionReport(spec.name, before, target)
@@ -215,6 +237,7 @@ def _redact_simple(
     if hash_user:
         rows = rows.append_column("user_hash", hash_column(rows["user_id"], key, "user"))
     rows, report.erased_skipped = _drop_erased(lake, rows, key)
+    rows, report.rolled_back_skipped = Exclusions.load(lake).drop(rows, id_column)
     _write(lake, spec, rows, detector, report)
     return report
 

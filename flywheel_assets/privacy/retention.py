@@ -54,7 +54,10 @@ def expire_raw(
         dt = lake.open(table)
         if dt is None:
             continue
-        metrics = dt.delete(f"{pred.column(column)} < {pred.literal(cutoff)}")
+        metrics = dt.delete(
+            f"{pred.column(column)} < {pred.literal(cutoff)}",
+            commit_properties=lake.commit_properties({"flywheel.operation": "expire"}),
+        )
         deleted = int(metrics.get("num_deleted_rows", 0))
         report.rows_deleted[table] = deleted
         if deleted:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from ..ingest.contract import TIMESTAMP
-from ..lake.tables import Lake, TableSpec, commit_properties
+from ..lake.tables import Lake, TableSpec
 
 CANDIDATE, PROMOTED, REJECTED, RETIRED = "candidate", "promoted", "rejected", "retired"
 STATUSES = (CANDIDATE, PROMOTED, REJECTED, RETIRED)
@@ -203,7 +203,7 @@ class Registry:
                 predicate="t.model_id = s.model_id",
                 source_alias="s",
                 target_alias="t",
-                commit_properties=commit_properties({"flywheel.actor": actor}),
+                commit_properties=self.lake.commit_properties({"flywheel.actor": actor}),
             )
             .when_matched_update_all()
             .when_not_matched_insert_all()

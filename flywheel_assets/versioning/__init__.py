@@ -1,0 +1,1 @@
+"""Versions and rollback: history, restore with exclusions, re-admission, and table upkeep."""

@@ -1,0 +1,150 @@
+"""Jobs of the versioning stage: roll a table back from the Launchpad, and keep tables compact."""
+
+from datetime import datetime
+
+import dagster as dg
+from pydantic import Field
+
+from ..lake.exclusions import ROLLBACK_AUDIT
+from ..lake.maintenance import maintain
+from ..lake.versions import VersionUnavailable
+from ..resources import LakeResource, PrivacyResource
+from .rollback import TARGETS, RollbackError, rollback_table
+
+
+class RollbackConfig(dg.Config):
+    table: str = Field(description=f"The table to roll back: one of {', '.join(sorted(TARGETS))}.")
+    to_version: int | None = Field(
+        default=None, description="The version to restore (see `flywheel history TABLE`)."
+    )
+    to_timestamp: str | None = Field(
+        default=None,
+        description="Or: restore the version current at this ISO-8601 time, with a time zone "
+        "(e.g. 2026-11-16T00:00:00+00:00).",
+    )
+    reason: str = Field(description="Why; recorded in rollback_audit.")
+
+
+@dg.op(
+    description="Restore a table to an earlier version (a new commit), exclude the rows it took "
+    "away from later builds, audit it, and list the models trained on the rolled-back versions."
+)
+def restore_table_version(
+    context: dg.OpExecutionContext,
+    config: RollbackConfig,
+    lake: LakeResource,
+    privacy: PrivacyResource,
+) -> None:
+    try:
+        when = datetime.fromisoformat(config.to_timestamp) if config.to_timestamp else None
+    except ValueError:
+        raise dg.Failure(f"to_timestamp {config.to_timestamp!r} is not an ISO-8601 time") from None
+    the_lake = lake.lake()
+    try:
+        result = rollback_table(
+            the_lake,
+            config.table,
+            key=privacy.key(),
+            reason=config.reason,
+            to_version=config.to_version,
+            to_timestamp=when,
+            actor="dagster",
+            run_id=context.run_id,
+        )
+    except (RollbackError, VersionUnavailable) as exc:
+        raise dg.Failure(str(exc)) from None
+    models = result.affected_models
+    context.log_event(
+        dg.AssetMaterialization(
+            config.table,
+            description=f"rolled back to version {result.to_version}: {config.reason}",
+            metadata={
+                "delta_version": the_lake.stats(config.table).version,
+                "dagster/row_count": result.rows_after,
+                "rows_added": result.rows_after - result.rows_before,
+                "rolled_back_from": result.from_version,
+                "rolled_back_to": result.to_version,
+                "rollback_id": result.rollback_id,
+                "ids_excluded": result.ids_count,
+                "erased_rows_removed": result.erased_rows_removed,
+                "affected_models": dg.MetadataValue.md(affected_models_markdown(models)),
+                "affected_model_ids": dg.MetadataValue.json([m["model_id"] for m in models]),
+            },
+        )
+    )
+    context.log_event(
+        dg.AssetMaterialization(
+            ROLLBACK_AUDIT.name,
+            metadata={
+                "delta_version": the_lake.stats(ROLLBACK_AUDIT.name).version,
+                "rollback_id": result.rollback_id,
+            },
+        )
+    )
+    context.log.info(
+        f"{config.table}: version {result.from_version} -> {result.to_version} "
+        f"(new version {result.restored_version}); {result.ids_count} id(s) excluded; "
+        f"{len(models)} affected model(s): {', '.join(m['model_id'] for m in models) or 'none'}"
+    )
+
+
+@dg.job(
+    description="Roll one table back to an earlier version or time, from the Launchpad: restore, "
+    "exclude the rolled-back rows from later runs, audit, and name the affected models."
+)
+def rollback_table_job():
+    restore_table_version()
+
+
+class MaintenanceConfig(dg.Config):
+    min_files: int = Field(
+        default=8, description="Compact a table once it has at least this many data files."
+    )
+    vacuum: bool = Field(
+        default=True,
+        description="Delete files removed longer ago than the rollback window (never sooner).",
+    )
+
+
+@dg.op(
+    description="For every Delta table: set retention to the rollback window, compact small "
+    "files (rows unchanged), and vacuum files removed before the window."
+)
+def compact_and_vacuum(
+    context: dg.OpExecutionContext, config: MaintenanceConfig, lake: LakeResource
+) -> None:
+    from ..runner import dataset_tables  # the code location's tables; imported late (cycle)
+
+    the_lake = lake.lake()
+    for table in dataset_tables():
+        report = maintain(
+            the_lake,
+            table,
+            window_days=the_lake.retention_days,
+            min_files=config.min_files,
+            vacuum=config.vacuum,
+        )
+        if report is None:
+            continue
+        context.log.info(
+            f"{table}: files {report.files_before} -> {report.files_after}, rows {report.rows}, "
+            f"{report.files_vacuumed} file(s) vacuumed"
+        )
+
+
+@dg.job(
+    description="Table upkeep: compaction and vacuum held to the rollback window, so file counts "
+    "stay low and every version inside the window stays restorable."
+)
+def table_maintenance_job():
+    compact_and_vacuum()
+
+
+def affected_models_markdown(models: list[dict]) -> str:
+    if not models:
+        return "No registered model trained on the rolled-back versions."
+    lines = ["| model | status | data versions |", "|---|---|---|"]
+    for m in models:
+        versions = " ".join(f"{t}@{v}" for t, v in sorted(m["dataset_versions"].items()))
+        lines.append(f"| {m['model_id']} | {m['status']} | {versions} |")
+    return "\n".join(lines)

@@ -1,0 +1,361 @@
+"""Roll a table back to an earlier version, keep the rolled-back rows out, re-admit them on request.
+
+A rollback is a Delta restore (a new commit whose content equals the target version) plus:
+- the ids of the rows it took away, recorded in `rollback_exclusions`, so that no later build puts
+  them back (redaction skips them, tagged_rows and the curated sets leave them out);
+- a `rollback_audit` row: table, from, to, reason, who, when, and the registered models that
+  trained on the versions rolled back;
+- erasure wins: rows of erased users that an old version still held are deleted again at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..ingest.contract import ANNOTATIONS, DRIFT_EVENTS, FEEDBACK, INTERACTIONS
+from ..lake.exclusions import (
+    ALL,
+    READMIT,
+    ROLLBACK,
+    ROLLBACK_AUDIT,
+    ROLLBACK_EXCLUSIONS,
+    readmitted_rollbacks,
+)
+from ..lake.tables import Lake, TableSpec
+from ..lake.versions import VersionUnavailable, check_restorable, restore, version_at
+from ..privacy.erasure import purge_erased
+from ..training.registry import Registry
+from ..training.snapshot import PINNED_TABLES
+
+
+@dataclass(frozen=True)
+class Target:
+    """How a table's rolled-back rows are named, and whether later runs rebuild it whole."""
+
+    id_column: str | None  # None: a derived table with nothing to exclude
+    scope: str  # "all" or the table itself
+    rebuilt: bool  # rebuilt whole by every run (curated) rather than appended to
+
+
+_CURATED = ("eval_cases", "review_queue", "sft_set", "dpo_set", "kto_set")
+TARGETS: dict[str, Target] = {
+    INTERACTIONS.table: Target("request_id", ALL, False),
+    FEEDBACK.table: Target("feedback_id", ALL, False),
+    ANNOTATIONS.table: Target("annotation_id", ALL, False),
+    DRIFT_EVENTS.table: Target("event_id", ALL, False),
+    "redacted_logs": Target("request_id", ALL, False),
+    "redacted_feedback": Target("feedback_id", ALL, False),
+    "redacted_annotations": Target("annotation_id", ALL, False),
+    "tagged_rows": Target("request_id", ALL, True),
+    **{name: Target("source_request_ids", name, True) for name in _CURATED},
+    "feedback_metrics": Target(None, ALL, True),
+}
+# Tables whose rollback would undo a safeguard rather than data, and what to do instead.
+REFUSED = {
+    "ingest_ledger": "rolling back the ledger would re-ingest landing files; roll back the tables "
+    "they fed instead",
+    "erasure_tombstones": "erasures cannot be undone",
+    "rollback_audit": "the rollback audit is append-only",
+    "rollback_exclusions": "use 'flywheel readmit ROLLBACK_ID' to lift a rollback's exclusions",
+    "model_registry": "use 'flywheel rollback-model' to change the promoted model",
+    "model_registry_audit": "the registry audit is append-only",
+}
+
+
+class RollbackError(ValueError):
+    """A rollback or re-admission that cannot be made; the message says why."""
+
+
+@dataclass
+class RollbackResult:
+    rollback_id: str
+    table: str
+    from_version: int
+    to_version: int
+    restored_version: int
+    rows_before: int
+    rows_after: int
+    ids_count: int  # ids of rows rolled back (excluded) or re-admitted
+    erased_rows_removed: int
+    affected_models: list[dict] = field(default_factory=list)
+    rebuilt: bool = False
+
+
+def rollback_table(
+    lake: Lake,
+    table: str,
+    *,
+    key: bytes,
+    reason: str,
+    to_version: int | None = None,
+    to_timestamp: datetime | None = None,
+    actor: str = "cli",
+    run_id: str | None = None,
+) -> RollbackResult:
+    """Restore `table` to `to_version` (or the version current at `to_timestamp`)."""
+    target = _target(table)
+    if not reason or not reason.strip():
+        raise RollbackError("a rollback needs a reason (it goes into the audit)")
+    if (to_version is None) == (to_timestamp is None):
+        raise RollbackError("give exactly one of a version or a timestamp to roll back to")
+    dt = lake.open(table)
+    if dt is None:
+        raise RollbackError(f"no table {table!r} under {lake.root}")
+    current = dt.version()
+    version = to_version if to_version is not None else version_at(lake, table, to_timestamp)
+    if version == current:
+        raise RollbackError(f"{table} is already at version {version}: nothing to roll back")
+    check_restorable(lake, table, version)
+
+    before = lake.read(table, version=current)
+    after = lake.read(table, version=version)
+    excluded = _rows_taken_away(before, after, target.id_column)
+    rollback_id = f"rb-{table}-{current}-to-{version}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
+    affected = affected_models(lake, table, from_version=current, to_version=version)
+
+    now = datetime.now(UTC)
+    if len(excluded):
+        # Exclusions first: a run that starts during the restore already leaves the rows out.
+        lake.append(
+            ROLLBACK_EXCLUSIONS,
+            pa.table(
+                {
+                    "rollback_id": pa.array([rollback_id] * len(excluded)),
+                    "table": pa.array([table] * len(excluded)),
+                    "scope": pa.array([target.scope] * len(excluded)),
+                    "id_column": pa.array([target.id_column] * len(excluded)),
+                    "id": excluded,
+                    "excluded_at": pa.array([now] * len(excluded), pa.timestamp("us", tz="UTC")),
+                },
+                schema=ROLLBACK_EXCLUSIONS.schema,
+            ),
+            metadata={"flywheel.operation": "rollback", "flywheel.rollback_id": rollback_id},
+        )
+    restored = restore(
+        lake,
+        table,
+        version,
+        metadata={
+            "flywheel.operation": "rollback",
+            "flywheel.rollback_id": rollback_id,
+            "flywheel.reason": reason,
+        },
+    )
+    erased = purge_erased(lake, table, key)
+    stats = lake.stats(table)
+    result = RollbackResult(
+        rollback_id=rollback_id,
+        table=table,
+        from_version=current,
+        to_version=version,
+        restored_version=restored,
+        rows_before=before.num_rows,
+        rows_after=stats.rows if stats else 0,
+        ids_count=len(excluded),
+        erased_rows_removed=erased,
+        affected_models=affected,
+        rebuilt=target.rebuilt,
+    )
+    _audit(lake, result, action=ROLLBACK, reason=reason, actor=actor, run_id=run_id)
+    return result
+
+
+@dataclass
+class ReadmitResult:
+    rollback_id: str
+    table: str
+    ids_readmitted: int
+    rows_restored: int  # appended back into the table (tables that are not rebuilt whole)
+    note: str
+
+
+def readmit(
+    lake: Lake, rollback_id: str, *, key: bytes, reason: str, actor: str = "cli"
+) -> ReadmitResult:
+    """Lift a rollback's exclusions. Tables appended to (raw, redacted) get the rolled-back rows
+    back from the version before the rollback; tables rebuilt whole get them on the next run."""
+    if not reason or not reason.strip():
+        raise RollbackError("re-admitting needs a reason (it goes into the audit)")
+    record = _rollback_record(lake, rollback_id)
+    if rollback_id in readmitted_rollbacks(lake):
+        raise RollbackError(f"rollback {rollback_id} was already re-admitted")
+    table = record["table"]
+    target = TARGETS[table]
+    ids = _excluded_ids(lake, rollback_id)
+    restored = 0
+    note = "the next run rebuilds the table with these rows"
+    if not target.rebuilt and len(ids):
+        try:
+            check_restorable(lake, table, record["from_version"])
+        except VersionUnavailable as exc:
+            raise RollbackError(
+                f"cannot re-admit {rollback_id}: the rows lived in version "
+                f"{record['from_version']} of {table}, which is gone ({exc})"
+            ) from exc
+        old = lake.read(table, version=record["from_version"])
+        present = lake.read(table, columns=[target.id_column])[target.id_column]
+        back = old.filter(
+            pc.and_(
+                pc.is_in(old[target.id_column], value_set=ids),
+                pc.invert(pc.is_in(old[target.id_column], value_set=present.combine_chunks())),
+            )
+        )
+        if back.num_rows:
+            dt = lake.open(table)
+            schema = dt.schema().to_arrow()
+            lake.append(
+                TableSpec(table, pa.schema(schema)),
+                back.select(pa.schema(schema).names),
+                metadata={"flywheel.operation": "readmit", "flywheel.rollback_id": rollback_id},
+            )
+            restored = back.num_rows - purge_erased(lake, table, key)
+        note = f"{restored} row(s) appended back from version {record['from_version']}"
+    _audit(
+        lake,
+        RollbackResult(
+            rollback_id=rollback_id,
+            table=table,
+            from_version=record["from_version"],
+            to_version=record["to_version"],
+            restored_version=lake.open(table).version(),
+            rows_before=record["rows_after"],
+            rows_after=(lake.stats(table).rows if lake.stats(table) else 0),
+            ids_count=len(ids),
+            erased_rows_removed=0,
+        ),
+        action=READMIT,
+        reason=reason,
+        actor=actor,
+        run_id=None,
+    )
+    return ReadmitResult(rollback_id, table, len(ids), restored, note)
+
+
+def affected_models(lake: Lake, table: str, *, from_version: int, to_version: int) -> list[dict]:
+    """Registered models that trained on data from the versions being rolled back.
+
+    For a pinned training table (sft_set, dpo_set, kto_set, eval_cases) that is exact: the models
+    whose pinned version lies in (to_version, from_version]. For a table upstream of them it is
+    every model whose pinned data was written after the first rolled-back version was, since only
+    those can hold its rows.
+    """
+    models = Registry(lake).models()
+    if not models or from_version <= to_version:
+        return []
+    if table in PINNED_TABLES:
+        return [
+            _model_summary(m)
+            for m in models
+            if to_version < int(m["dataset_versions"].get(table, -1)) <= from_version
+        ]
+    first_bad = _commit_time(lake, table, to_version + 1)
+    if first_bad is None:
+        return [_model_summary(m) for m in models]
+    out = []
+    for m in models:
+        times = [_commit_time(lake, t, v) for t, v in m["dataset_versions"].items() if v >= 0]
+        # A pinned version whose log is gone is older than the window: it cannot hold new rows.
+        if any(t is not None and t >= first_bad for t in times):
+            out.append(_model_summary(m))
+    return out
+
+
+def audit_log(lake: Lake) -> list[dict]:
+    rows = lake.read(ROLLBACK_AUDIT.name)
+    return [] if rows is None else rows.sort_by("at").to_pylist()
+
+
+def _target(table: str) -> Target:
+    if table in REFUSED:
+        raise RollbackError(f"{table} cannot be rolled back: {REFUSED[table]}")
+    if table not in TARGETS:
+        raise RollbackError(
+            f"unknown table {table!r}; tables that can be rolled back: {', '.join(sorted(TARGETS))}"
+        )
+    return TARGETS[table]
+
+
+def _rows_taken_away(before: pa.Table, after: pa.Table, column: str | None) -> pa.Array:
+    """Ids present now that the target version does not have."""
+    if column is None or before is None or column not in before.column_names:
+        return pa.array([], pa.string())
+    now_ids = _flat(before[column])
+    then_ids = _flat(after[column]) if after is not None and column in after.column_names else None
+    gone = now_ids if then_ids is None else now_ids.filter(pc.invert(pc.is_in(now_ids, then_ids)))
+    return pc.unique(gone.drop_null()).cast(pa.string())
+
+
+def _flat(column: pa.ChunkedArray) -> pa.Array:
+    array = column.combine_chunks()
+    return pc.list_flatten(array) if pa.types.is_list(array.type) else array
+
+
+def _model_summary(model: dict) -> dict:
+    return {
+        "model_id": model["model_id"],
+        "status": model["status"],
+        "dataset_versions": dict(model["dataset_versions"]),
+    }
+
+
+def _commit_time(lake: Lake, table: str, version: int) -> datetime | None:
+    dt = lake.open(table)
+    if dt is None:
+        return None
+    for commit in dt.history():
+        if commit["version"] == version:
+            return datetime.fromtimestamp(commit["timestamp"] / 1000, UTC)
+    return None
+
+
+def _rollback_record(lake: Lake, rollback_id: str) -> dict:
+    rows = lake.read(ROLLBACK_AUDIT.name)
+    if rows is not None:
+        match = rows.filter(
+            pc.and_(pc.equal(rows["rollback_id"], rollback_id), pc.equal(rows["action"], ROLLBACK))
+        )
+        if match.num_rows:
+            return match.to_pylist()[0]
+    raise RollbackError(f"no rollback {rollback_id!r}; 'flywheel history --rollbacks' lists them")
+
+
+def _excluded_ids(lake: Lake, rollback_id: str) -> pa.Array:
+    rows = lake.read(ROLLBACK_EXCLUSIONS.name, filter=pc.field("rollback_id") == rollback_id)
+    return pa.array([], pa.string()) if rows is None else rows["id"].combine_chunks()
+
+
+def _audit(
+    lake: Lake,
+    result: RollbackResult,
+    *,
+    action: str,
+    reason: str,
+    actor: str,
+    run_id: str | None,
+) -> None:
+    row = {
+        "rollback_id": result.rollback_id,
+        "action": action,
+        "table": result.table,
+        "from_version": result.from_version,
+        "to_version": result.to_version,
+        "restored_version": result.restored_version,
+        "rows_before": result.rows_before,
+        "rows_after": result.rows_after,
+        "ids_count": result.ids_count,
+        "erased_rows_removed": result.erased_rows_removed,
+        "affected_models": [m["model_id"] for m in result.affected_models],
+        "reason": reason,
+        "actor": actor,
+        "run_id": run_id,
+        "at": datetime.now(UTC),
+    }
+    lake.append(
+        ROLLBACK_AUDIT,
+        pa.Table.from_pylist([row], schema=ROLLBACK_AUDIT.schema),
+        metadata={"flywheel.operation": action, "flywheel.rollback_id": result.rollback_id},
+    )
