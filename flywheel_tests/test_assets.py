@@ -14,12 +14,14 @@ from .conftest import feedback, interaction, write_lines
 
 def run_job(name, landing_dir, lake, run_config=None):
     """Run one of the code location's jobs in-process over a test landing zone and lake."""
+    run_config = dict(run_config or {})
     resources = {
         "lake": {"config": {"root": lake.root}},
         "landing": {"config": {"root": str(landing_dir)}},
+        **run_config.pop("resources", {}),  # e.g. privacy config; never the test's lake
     }
     return defs.resolve_job_def(name).execute_in_process(
-        run_config={"resources": resources, **(run_config or {})},
+        run_config={"resources": resources, **run_config},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
