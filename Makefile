@@ -9,7 +9,7 @@ run ui: export DAGSTER_HOME := $(DAGSTER_HOME)
 # The sample has about 870 curated training rows: the demo retrains on them (production: 5000).
 ui: export FLYWHEEL_RETRAIN_MIN_PAIRS ?= 500
 
-.PHONY: run test ui lint format clean
+.PHONY: run test ui lint format bench clean
 
 run: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/flywheel sample --if-empty
@@ -22,6 +22,10 @@ test: $(VENV)/.installed-test
 
 ui: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+# N interactions (default 1,000,000): Flywheel against the I/O floor and the textbook implementation.
+bench: $(VENV)/.installed
+	$(BIN)/python -m flywheel_assets.bench $(if $(N),--n $(N)) --json bench.json
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check flywheel_assets flywheel_tests
