@@ -40,10 +40,6 @@ class Measure:
     rows: int = 0
     detail: dict = field(default_factory=dict)
 
-    @property
-    def rate(self) -> float:
-        return self.rows / self.seconds if self.seconds else 0.0
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -120,7 +116,7 @@ def run(work: Path, args) -> dict:
         stages.append(m)
 
     incremental_n = max(1, args.n // 100)
-    _add_landing(landing, work / "increment", incremental_n, args.seed + 1, files)
+    _add_landing(landing, work / "increment", incremental_n, args.seed + 1)
     incremental = _child(
         "incremental (1%)", "flywheel", "--landing", str(landing), "--lake", str(lake)
     )
@@ -168,11 +164,10 @@ def _child(name: str, *args: str) -> Measure:
         f"  {name}: {data['seconds']:.1f} s (+{wall - data['seconds']:.1f} s start-up)", flush=True
     )
     seconds = data.pop("seconds")
-    data.pop("startup", None)
     return Measure(name, seconds, wall - seconds, data.pop("peak_rss_mb"), detail=data)
 
 
-def _add_landing(landing: Path, scratch: Path, n: int, seed: int, files: int) -> None:
+def _add_landing(landing: Path, scratch: Path, n: int, seed: int) -> None:
     """Land `n` new interactions (and their feedback) under new file names."""
     from ..sample.generator import write_sample_landing
 
