@@ -40,11 +40,11 @@ $(VENV)/bin/python:
 
 # The training extra (retrain_job, `flywheel retrain`) pins torch to the CPU wheel; see pyproject.toml.
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) -e '.[train]'
+	$(PIP) -e '.[train,collector]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
-	$(PIP) -e '.[test,train]'
+	$(PIP) -e '.[test,train,collector]'
 	touch $@ $(VENV)/.installed
 
 $(DAGSTER_HOME)/dagster.yaml:

@@ -139,10 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="do nothing when the landing zone already holds files",
     )
     sample.set_defaults(handler=_sample)
-    from . import cli_training, cli_versioning
+    from . import cli_collector, cli_training, cli_versioning
 
     cli_training.add_commands(sub, _add_locations)
     cli_versioning.add_commands(sub, _add_locations, _run_op_job)
+    cli_collector.add_commands(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""The HTTP collector (optional extra `collector`): apps send records; they land as JSON Lines."""
