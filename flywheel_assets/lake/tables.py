@@ -5,12 +5,15 @@ Plain deltalake and pyarrow only, so the lake can be used and tested without Dag
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -62,6 +65,11 @@ class Lake:
     storage_options: Mapping[str, str] | None = None
     commit_info: Mapping[str, str] | None = None
     retention_days: int = DEFAULT_RETENTION_DAYS
+
+    def __post_init__(self):
+        refuse_unsafe_rename(self.storage_options or {})
+        if self.root.startswith(("s3://", "s3a://")):
+            _finalize_s3_at_exit()
 
     def options(self) -> dict[str, str] | None:
         return dict(self.storage_options or {}) or None
@@ -187,6 +195,30 @@ class Lake:
         if dt is None:
             return None
         return dt.to_pyarrow_dataset().to_table(columns=columns, filter=filter)
+
+
+def refuse_unsafe_rename(options: Mapping[str, str]) -> None:
+    """Refuse the "unsafe rename" settings: with them two writers can both commit version N and
+    one commit silently replaces the other. S3-compatible stores use conditional writes instead
+    (`aws_conditional_put: etag`)."""
+    settings = {**os.environ, **options}
+    for name, value in settings.items():
+        if "allow_unsafe_rename" in name.lower() and str(value).lower() not in ("", "false", "0"):
+            raise ValueError(
+                f"{name}={value} is refused: unsafe renames let concurrent writers overwrite each "
+                "other's commits; use conditional writes (aws_conditional_put: etag) instead"
+            )
+
+
+_S3_FINALIZER: list[bool] = []
+
+
+def _finalize_s3_at_exit() -> None:
+    # pyarrow's S3 client must be shut down before the interpreter exits, or the process aborts
+    # ("terminate called without an active exception") after the work is done.
+    if not _S3_FINALIZER:
+        _S3_FINALIZER.append(True)
+        atexit.register(pafs.finalize_s3)
 
 
 @dataclass(frozen=True)
