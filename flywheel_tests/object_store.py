@@ -3,18 +3,20 @@ wheel) on loopback ports, with one bucket."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+import pyarrow.fs as pafs
 
 from flywheel_assets.collector.server import free_port
 
 BUCKET = "flywheel"
+ACCESS_KEY, SECRET_KEY = "flywheel-test", "flywheel-test-secret"
 
 
 @dataclass
@@ -27,8 +29,8 @@ class ObjectStore:
         """deltalake storage options for this store."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": "flywheel-test",
-            "AWS_SECRET_ACCESS_KEY": "flywheel-test-secret",
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
             "AWS_REGION": "us-east-1",
             "AWS_ALLOW_HTTP": "true",
             "aws_conditional_put": "etag",
@@ -40,6 +42,23 @@ class ObjectStore:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+def _bucket_ready(store: ObjectStore) -> bool:
+    """The bucket exists and answers a signed request."""
+    fs = pafs.S3FileSystem(
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        endpoint_override=store.endpoint,
+        scheme="http",
+        region="us-east-1",
+        connect_timeout=1,
+        request_timeout=2,
+    )
+    try:
+        return fs.get_file_info(BUCKET).type == pafs.FileType.Directory
+    except OSError:
+        return False
 
 
 def weed_binary() -> str:
@@ -54,11 +73,17 @@ def weed_binary() -> str:
 def start_object_store(data_dir: Path, log: Path) -> ObjectStore:
     ports = {name: free_port() for name in ("master", "volume", "filer", "s3", "admin")}
     grpc = {name: free_port() for name in ports}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # One identity with full rights: requests are signed and checked, as on a real store.
+    identity = {"name": "flywheel", "actions": ["Admin", "Read", "List", "Tagging", "Write"]}
+    identity["credentials"] = [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]
+    config = data_dir / "s3.json"
+    config.write_text(json.dumps({"identities": [identity]}))
     args = [weed_binary(), "mini", f"-dir={data_dir}", f"-bucket={BUCKET}", "-ip=127.0.0.1"]
+    args.append(f"-s3.config={config}")
     args += ["-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0"]
     for name, port in ports.items():
         args += [f"-{name}.port={port}", f"-{name}.port.grpc={grpc[name]}"]
-    data_dir.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=data_dir)
     store = ObjectStore(f"http://127.0.0.1:{ports['s3']}", process)
@@ -66,14 +91,8 @@ def start_object_store(data_dir: Path, log: Path) -> ObjectStore:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"weed mini exited with {process.returncode}; see {log}")
-        try:
-            urllib.request.urlopen(f"{store.endpoint}/{BUCKET}", timeout=1)
+        if _bucket_ready(store):
             return store
-        except urllib.error.HTTPError as exc:
-            if exc.code in (200, 403):  # the bucket answers (anonymous listing may be refused)
-                return store
-        except OSError:
-            pass
         time.sleep(0.3)
     store.stop()
     raise RuntimeError(f"SeaweedFS did not serve bucket {BUCKET} within 90 s; see {log}")

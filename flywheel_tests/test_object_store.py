@@ -10,11 +10,14 @@ import uuid
 import pyarrow as pa
 import pytest
 
+from flywheel_assets.collector.server import start_collector
+from flywheel_assets.ingest.landing import LandingZone
 from flywheel_assets.lake.maintenance import maintain
 from flywheel_assets.lake.tables import Lake, TableSpec
 from flywheel_assets.lake.versions import history
 from flywheel_assets.versioning.rollback import rollback_table
 
+from .conftest import interaction
 from .object_store import BUCKET, start_object_store
 from .rollback_fixtures import POISON, QUESTIONS, sft_requests, write_week
 from .test_assets import run_job
@@ -127,3 +130,26 @@ def test_unsafe_rename_from_the_environment_is_refused(monkeypatch):
     with pytest.raises(ValueError, match="AWS_S3_ALLOW_UNSAFE_RENAME=true is refused"):
         Lake("s3://bucket/lake")
     assert os.environ["AWS_S3_ALLOW_UNSAFE_RENAME"] == "true"
+
+
+def test_the_collector_lands_on_the_object_store_and_ingestion_reads_it(
+    store, s3_lake, tmp_path, monkeypatch
+):
+    for name, value in store.options.items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)  # the collector process and pyarrow read these
+    landing = f"s3://{BUCKET}/landing-{uuid.uuid4().hex}"
+    token = "object-store-token-0123456789"
+    running = start_collector(landing, token, "--spool-dir", str(tmp_path / "spool"))
+    try:
+        batch = [interaction(f"r{i}") for i in range(5)]
+        assert running.post("/v1/interactions", batch) == (
+            202,
+            {"accepted": 5, "ids": [f"r{i}" for i in range(5)]},
+        )
+    finally:
+        running.stop()
+    [landed] = LandingZone(landing).list_files("interactions")
+    assert landed.path.startswith("interactions/collector-")
+    assert _job("ingest_job", landing, s3_lake).success
+    assert sorted(s3_lake.read("raw_logs")["request_id"].to_pylist()) == [f"r{i}" for i in range(5)]
