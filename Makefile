@@ -44,7 +44,7 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
-	$(PIP) -e '.[test,train,collector]'
+	$(PIP) -e '.[test,train,collector,deploy]'
 	touch $@ $(VENV)/.installed
 
 $(DAGSTER_HOME)/dagster.yaml:
