@@ -1,4 +1,5 @@
-"""Materialization metadata every Delta asset reports: version, rows, rows added, table URI."""
+"""Materialization metadata every Delta asset reports: version, rows, rows added, table URI, and
+for tables of redacted text a preview of a few rows."""
 
 from __future__ import annotations
 
@@ -7,17 +8,58 @@ import pyarrow as pa
 
 from .lake.tables import Lake
 
+# Shown in the UI: only tables whose text went through redaction, never the raw ones.
+PREVIEW_COLUMNS = {
+    "redacted_logs": ["request_id", "keep_reason", "prompt", "response"],
+    "redacted_feedback": ["feedback_id", "request_id", "kind", "correction"],
+    "redacted_annotations": ["annotation_id", "request_id", "verdict", "correction"],
+    "tagged_rows": ["request_id", "label", "confidence", "tags", "prompt"],
+    "eval_cases": ["case_id", "kind", "holdout", "input", "expected"],
+    "review_queue": ["request_id", "reason", "prompt", "response"],
+    "sft_set": ["example_id", "target_source", "prompt", "completion"],
+    "dpo_set": ["pair_id", "similarity", "prompt", "chosen", "rejected"],
+    "kto_set": ["example_id", "label", "prompt", "completion"],
+}
+PREVIEW_ROWS = 5
+PREVIEW_CELL_CHARS = 80
+
 
 def table_metadata(lake: Lake, table: str, rows_before: int, **extra) -> dict:
     stats = lake.stats(table)
     version, rows = (stats.version, stats.rows) if stats else (-1, 0)
-    return {
+    metadata = {
         "delta_version": version,
         "dagster/row_count": rows,
         "rows_added": rows - rows_before,
         "table_uri": dg.MetadataValue.path(lake.uri(table)),
-        **extra,
     }
+    if table in PREVIEW_COLUMNS and rows:
+        metadata["preview"] = dg.MetadataValue.md(preview_markdown(lake, table))
+    return {**metadata, **extra}
+
+
+def preview_markdown(lake: Lake, table: str) -> str:
+    """The first few rows of a redacted table as a markdown table (long text cut short)."""
+    columns = PREVIEW_COLUMNS[table]
+    dt = lake.open(table)
+    rows = dt.to_pyarrow_dataset().head(PREVIEW_ROWS, columns=columns).to_pylist() if dt else []
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row[c]) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value)
+    text = " ".join(str(value).split()).replace("|", "\\|")
+    if len(text) > PREVIEW_CELL_CHARS:
+        text = text[: PREVIEW_CELL_CHARS - 1] + "…"
+    return text
 
 
 def version_of(lake: Lake, table: str) -> int:

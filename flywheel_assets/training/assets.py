@@ -27,6 +27,7 @@ from .snapshot import TRAINING_SNAPSHOTS, Snapshot, TooLittleData, snapshot_for_
 from .tiny_model import TINY_BASE, build_tiny_base
 
 GROUP = "training"
+OPERATIONS_GROUP = "operations"  # watching production, beside rollback and maintenance
 TRIGGER_TAG = "flywheel/trigger"
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -397,7 +398,7 @@ class MonitorConfig(dg.Config):
 @dg.asset(
     name=DRIFT_MONITOR.name,
     deps=[FEEDBACK_METRICS.name],
-    group_name=GROUP,
+    group_name=OPERATIONS_GROUP,
     kinds={"delta"},
     description="One row per model_version and evaluation: the negative-feedback rate over the "
     "rolling window and whether it breaches the threshold. A breach writes a drift event to the "

@@ -5,7 +5,7 @@ import dagster as dg
 from ..lake.exclusions import ROLLBACK_AUDIT, ROLLBACK_EXCLUSIONS
 from ..metadata import column_schema
 
-GROUP = "versioning"
+GROUP = "operations"  # with the drift monitor: the loop's upkeep, not its data
 
 rollback_audit = dg.AssetSpec(
     ROLLBACK_AUDIT.name,
