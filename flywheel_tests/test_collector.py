@@ -231,3 +231,22 @@ def test_an_app_logs_from_its_fastapi_middleware(collector, landing_dir):
     landed = {r["request_id"]: r for r in landed_records(landing_dir, "interactions")}
     assert set(landed) == {a["request_id"] for a in answers}
     assert sorted(r["response"] for r in landed.values()) == sorted(a["answer"] for a in answers)
+
+
+def test_a_landing_zone_that_cannot_be_written_delays_publishing_but_loses_nothing(landing_dir):
+    blocker = landing_dir / "interactions"
+    blocker.write_text("a file where the stream folder should be")
+    running = start_collector(landing_dir, TOKEN, "--max-file-seconds", "0.3")
+    try:
+        assert running.post("/v1/interactions", interaction("r1"))[0] == 202
+        time.sleep(1.5)  # several rotations that cannot publish
+        # The collector still answers and still stores.
+        assert running.post("/v1/interactions", interaction("r2"))[0] == 202
+        blocker.unlink()
+        deadline = time.monotonic() + 10
+        while len(landed_records(landing_dir, "interactions")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        ids = sorted(r["request_id"] for r in landed_records(landing_dir, "interactions"))
+        assert ids == ["r1", "r2"]
+    finally:
+        running.stop()

@@ -10,6 +10,7 @@ published at the next start. Ingestion reads each published file exactly once.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import socket
@@ -21,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..ingest.landing import LandingZone
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class LandingWriter:
         self.published: list[str] = []  # landing paths, for logs and tests
         self._queue: queue.Queue = queue.Queue()
         self._spools: dict[str, _Spool] = {}
+        self._unpublished: list[tuple[str, Path]] = []  # retried every tick, and at the next start
         self._prefix = f"collector-{socket.gethostname()}-{os.getpid()}"
         self._seq = 0
         spool_dir.mkdir(parents=True, exist_ok=True)
@@ -124,6 +128,8 @@ class LandingWriter:
         for stream, spool in list(self._spools.items()):
             if now - spool.opened >= self.settings.max_file_seconds:
                 self._publish(stream)
+        if self._unpublished:
+            self._retry_unpublished()
 
     def _drain_and_publish(self) -> None:
         pending = []
@@ -141,7 +147,20 @@ class LandingWriter:
 
     def _publish(self, stream: str) -> None:
         spool = self._spools.pop(stream)
-        self._publish_file(stream, spool.path)
+        self._unpublished.append((stream, spool.path))
+        self._retry_unpublished()
+
+    def _retry_unpublished(self) -> None:
+        # A landing zone that cannot be written (an object store down) must not stop the writer:
+        # the records are safe in the spool file, which is published once the zone is back.
+        waiting = []
+        for stream, path in self._unpublished:
+            try:
+                self._publish_file(stream, path)
+            except Exception as exc:
+                log.warning("cannot publish %s to the landing zone yet: %s", path.name, exc)
+                waiting.append((stream, path))
+        self._unpublished = waiting
 
     def _publish_file(self, stream: str, path: Path) -> None:
         text = path.read_text(encoding="utf-8")
