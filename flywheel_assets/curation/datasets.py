@@ -62,9 +62,33 @@ class Curated:
     stats: dict
 
 
+ROW_COLUMNS = (
+    "request_id",
+    "ts",
+    "prompt",
+    "messages",
+    "response",
+    "normalized_prompt",
+    "user_hash",
+    "tags",
+    "label",
+    "confidence",
+    "correction",
+    "correction_source",
+    "edited_response",
+    "preferred_over",
+    "verdict",
+    "over_cap",
+    "model_version",
+    "feedback_kinds",
+)
+
+
 def curate(tagged: pa.Table, policy: CurationPolicy, key: bytes, detector: Detector) -> Curated:
     """Build every curated set from the tagged rows."""
-    rows = tagged.to_pylist()
+    # Only the columns the builders read: converting the others to Python objects (timestamps
+    # above all) doubled the time and the memory of this step.
+    rows = tagged.select([c for c in ROW_COLUMNS if c in tagged.column_names]).to_pylist()
     # Safety and normalization run vectorized over whole columns, once.
     flags = {
         col: safety_flags(tagged[col], policy.safety, detector).to_pylist()
