@@ -187,23 +187,14 @@ def _readmit(args: argparse.Namespace) -> int:
 
 
 def _maintain(args: argparse.Namespace) -> int:
-    from .lake.maintenance import maintain
+    from .lake.maintenance import maintain_all
     from .runner import dataset_tables
 
     lake = _lake(args)
-    rows = []
-    for table in dataset_tables():
-        report = maintain(
-            lake,
-            table,
-            window_days=lake.retention_days,
-            min_files=args.min_files,
-            vacuum=not args.no_vacuum,
-        )
-        if report is not None:
-            rows.append(
-                [table, report.files_before, report.files_after, report.rows, report.files_vacuumed]
-            )
+    reports = maintain_all(
+        lake, dataset_tables(), min_files=args.min_files, vacuum=not args.no_vacuum
+    )
+    rows = [[r.table, r.files_before, r.files_after, r.rows, r.files_vacuumed] for r in reports]
     print(f"rollback window: {lake.retention_days} days")
     print(format_table(["table", "files before", "files after", "rows", "vacuumed"], rows))
     return 0

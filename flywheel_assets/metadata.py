@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dagster as dg
 import pyarrow as pa
+from deltalake import DeltaTable
 
-from .lake.tables import Lake
+from .lake.tables import Lake, table_stats
 
 # Shown in the UI: only tables whose text went through redaction, never the raw ones.
 PREVIEW_COLUMNS = {
@@ -25,7 +26,8 @@ PREVIEW_CELL_CHARS = 80
 
 
 def table_metadata(lake: Lake, table: str, rows_before: int, **extra) -> dict:
-    stats = lake.stats(table)
+    dt = lake.open(table)  # opened once for the stats and the preview
+    stats = table_stats(dt) if dt is not None else None
     version, rows = (stats.version, stats.rows) if stats else (-1, 0)
     metadata = {
         "delta_version": version,
@@ -34,15 +36,13 @@ def table_metadata(lake: Lake, table: str, rows_before: int, **extra) -> dict:
         "table_uri": dg.MetadataValue.path(lake.uri(table)),
     }
     if table in PREVIEW_COLUMNS and rows:
-        metadata["preview"] = dg.MetadataValue.md(preview_markdown(lake, table))
+        metadata["preview"] = dg.MetadataValue.md(preview_markdown(dt, PREVIEW_COLUMNS[table]))
     return {**metadata, **extra}
 
 
-def preview_markdown(lake: Lake, table: str) -> str:
+def preview_markdown(dt: DeltaTable, columns: list[str]) -> str:
     """The first few rows of a redacted table as a markdown table (long text cut short)."""
-    columns = PREVIEW_COLUMNS[table]
-    dt = lake.open(table)
-    rows = dt.to_pyarrow_dataset().head(PREVIEW_ROWS, columns=columns).to_pylist() if dt else []
+    rows = dt.to_pyarrow_dataset().head(PREVIEW_ROWS, columns=columns).to_pylist()
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         lines.append("| " + " | ".join(_cell(row[c]) for c in columns) + " |")

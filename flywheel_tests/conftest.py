@@ -30,6 +30,15 @@ def _no_flywheel_env(monkeypatch):
     monkeypatch.setenv("DAGSTER_DISABLE_TELEMETRY", "1")
 
 
+TEST_HASH_KEY = "a-test-secret-of-enough-length"
+
+
+@pytest.fixture
+def hash_key(monkeypatch) -> None:
+    """FLYWHEEL_HASH_KEY set to TEST_HASH_KEY for the test (and the processes it starts)."""
+    monkeypatch.setenv("FLYWHEEL_HASH_KEY", TEST_HASH_KEY)
+
+
 @pytest.fixture
 def landing_dir(tmp_path: Path) -> Path:
     path = tmp_path / "landing"

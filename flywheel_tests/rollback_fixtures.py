@@ -47,6 +47,17 @@ def write_week(landing: Path, prefix: str, qa: list[tuple[str, str]], day: int) 
     return ids
 
 
+def poison(landing_dir: Path, lake) -> set[str]:
+    """Refresh after a good week, then after a poisoned one; returns the poisoned request ids."""
+    from .test_assets import run_job
+
+    write_week(landing_dir, "good", QUESTIONS, 10)
+    assert run_job("refresh_job", landing_dir, lake).success
+    bad = write_week(landing_dir, "bad", POISON, 17)
+    assert run_job("refresh_job", landing_dir, lake).success
+    return set(bad)
+
+
 def sft_requests(lake) -> set[str]:
     table = lake.read("sft_set", columns=["source_request_ids"])
     return {r for ids in table["source_request_ids"].to_pylist() for r in ids}

@@ -8,33 +8,27 @@ import pytest
 
 from flywheel_assets.training.registry import CANDIDATE, Registry
 
-from .rollback_fixtures import POISON, QUESTIONS, sft_requests, write_week
+from .conftest import TEST_HASH_KEY
+from .rollback_fixtures import poison, sft_requests
 from .test_assets import run_job
 from .test_cli import flywheel
 from .training_fixtures import record
 
-KEY = "a-test-secret-of-enough-length"
+KEY = TEST_HASH_KEY
+pytestmark = pytest.mark.usefixtures("hash_key")
 ENV = {"FLYWHEEL_HASH_KEY": KEY}
-
-
-@pytest.fixture(autouse=True)
-def hash_key(monkeypatch):
-    monkeypatch.setenv("FLYWHEEL_HASH_KEY", KEY)
 
 
 @pytest.fixture
 def poisoned(landing_dir, lake):
-    write_week(landing_dir, "good", QUESTIONS, 10)
-    assert run_job("refresh_job", landing_dir, lake).success
-    bad = write_week(landing_dir, "bad", POISON, 17)
-    assert run_job("refresh_job", landing_dir, lake).success
+    bad = poison(landing_dir, lake)
     Registry(lake).register(
         record("ft-poisoned", dataset_versions={"sft_set": 2}),
         status=CANDIDATE,
         reason="test",
         actor="test",
     )
-    return set(bad)
+    return bad
 
 
 def _rows(stdout: str) -> list[list[str]]:

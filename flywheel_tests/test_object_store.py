@@ -17,14 +17,14 @@ from flywheel_assets.lake.tables import Lake, TableSpec
 from flywheel_assets.lake.versions import history
 from flywheel_assets.versioning.rollback import rollback_table
 
-from .conftest import interaction
+from .conftest import TEST_HASH_KEY, interaction
 from .object_store import BUCKET, start_object_store
 from .rollback_fixtures import POISON, QUESTIONS, sft_requests, write_week
 from .test_assets import run_job
 from .test_cli import flywheel
 
-KEY = "a-test-secret-of-enough-length"
-pytestmark = pytest.mark.slow
+KEY = TEST_HASH_KEY
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("hash_key")]
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +38,6 @@ def store(tmp_path_factory):
 @pytest.fixture
 def s3_lake(store):
     return Lake(f"s3://{BUCKET}/{uuid.uuid4().hex}", store.options)
-
-
-@pytest.fixture(autouse=True)
-def hash_key(monkeypatch):
-    monkeypatch.setenv("FLYWHEEL_HASH_KEY", KEY)
 
 
 def _job(name, landing_dir, lake: Lake, **config):

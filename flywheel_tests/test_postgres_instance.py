@@ -9,7 +9,7 @@ import shutil
 import dagster as dg
 import pytest
 
-from .conftest import write_lines
+from .conftest import TEST_HASH_KEY, write_lines
 from .postgres_server import postgres_bindir, start_postgres
 from .test_cli import ROOT, flywheel
 from .test_retrain import landing_lines
@@ -41,7 +41,7 @@ def test_runs_and_their_events_are_recorded_in_postgres(postgres, tmp_path, monk
     env = {
         **postgres.env,
         "DAGSTER_HOME": str(home),
-        "FLYWHEEL_HASH_KEY": "a-test-secret-of-enough-length",
+        "FLYWHEEL_HASH_KEY": TEST_HASH_KEY,
     }
     locations = ["--landing", str(landing), "--lake", str(lake)]
 

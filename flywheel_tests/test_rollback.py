@@ -20,32 +20,24 @@ from flywheel_assets.privacy.hashing import keyed_hash
 from flywheel_assets.training.registry import CANDIDATE, Registry
 from flywheel_assets.versioning.rollback import RollbackError, readmit, rollback_table
 
-from .conftest import feedback, write_lines
-from .rollback_fixtures import POISON, QUESTIONS, sft_requests, write_week
+from .conftest import TEST_HASH_KEY, feedback, write_lines
+from .rollback_fixtures import POISON, QUESTIONS, poison, sft_requests, write_week
 from .test_assets import materializations, run_job
 from .training_fixtures import record, write_curated
 
-KEY = b"a-test-secret-of-enough-length"
+KEY = TEST_HASH_KEY.encode()
+pytestmark = pytest.mark.usefixtures("hash_key")
 LATER = [
     ("Where is the serial number on the kettle?", "Under the base, next to the plug."),
     ("Does the scanner work with recycled paper?", "Yes, up to 80 gsm."),
 ]
 
 
-@pytest.fixture(autouse=True)
-def hash_key(monkeypatch):
-    monkeypatch.setenv("FLYWHEEL_HASH_KEY", KEY.decode())
-
-
 @pytest.fixture
 def poisoned(landing_dir, lake):
-    """Refresh after a good week, then after a poisoned one; returns the poisoned request ids."""
-    write_week(landing_dir, "good", QUESTIONS, 10)
-    assert run_job("refresh_job", landing_dir, lake).success
-    bad = write_week(landing_dir, "bad", POISON, 17)
-    assert run_job("refresh_job", landing_dir, lake).success
-    assert sft_requests(lake) & set(bad), "the poisoned week reached the SFT set"
-    return set(bad)
+    bad = poison(landing_dir, lake)
+    assert sft_requests(lake) & bad, "the poisoned week reached the SFT set"
+    return bad
 
 
 def _rollback(landing_dir, lake, **config):

@@ -19,6 +19,7 @@ import pytest
 from flywheel_assets.collector.server import free_port
 from flywheel_assets.sample.generator import write_sample_landing
 
+from .conftest import TEST_HASH_KEY
 from .test_cli import ROOT, flywheel
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -44,7 +45,7 @@ def webserver(tmp_path_factory):
         "DAGSTER_HOME": str(home),
         "FLYWHEEL_LANDING": str(root / "landing"),
         "FLYWHEEL_LAKE": str(root / "lake"),
-        "FLYWHEEL_HASH_KEY": "a-test-secret-of-enough-length",
+        "FLYWHEEL_HASH_KEY": TEST_HASH_KEY,
     }
     write_sample_landing(root / "landing", n_interactions=300, seed=3)
     out = flywheel("run", env=env)  # recorded in DAGSTER_HOME, so the UI shows materializations

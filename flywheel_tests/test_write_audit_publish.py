@@ -14,20 +14,17 @@ from flywheel_assets.curation.pipeline import CURATED, build_curated_sets
 from flywheel_assets.definitions import defs
 from flywheel_assets.privacy.pii import Detector, PatternSpec
 
+from .conftest import TEST_HASH_KEY
 from .rollback_fixtures import QUESTIONS, write_week
 from .test_assets import run_job
 
-KEY = b"a-test-secret-of-enough-length"
+KEY = TEST_HASH_KEY.encode()
+pytestmark = pytest.mark.usefixtures("hash_key")
 BADGE = {"name": "badge", "regex": r"BADGE-\d{5}", "placeholder": "[BADGE]"}
 BADGE_WEEK = [
     ("My BADGE-48213 does not open the lab door.", "Ask the front desk to re-enable it."),
     ("Who replaces a lost BADGE-99120?", "Security, in building C."),
 ]
-
-
-@pytest.fixture(autouse=True)
-def hash_key(monkeypatch):
-    monkeypatch.setenv("FLYWHEEL_HASH_KEY", KEY.decode())
 
 
 UPSTREAM = (

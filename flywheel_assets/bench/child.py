@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -21,7 +22,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lake", help="flywheel: the lake root")
     parser.add_argument("--select", help="flywheel: a Dagster asset selection")
     parser.add_argument("--out", help="textbook and floor: the output folder")
-    parser.add_argument("--key", default="a-benchmark-key-of-enough-length")
     args = parser.parse_args(argv)
 
     if args.task == "flywheel":
@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> None:
         from .textbook import run_textbook
 
         work = time.perf_counter()
-        report = run_textbook(Path(args.landing), Path(args.out), args.key.encode())
+        # The key the parent gives every task, so both implementations hash alike.
+        key = os.environ["FLYWHEEL_HASH_KEY"].encode()
+        report = run_textbook(Path(args.landing), Path(args.out), key)
         result = {"valid": report.valid, "kept": report.kept, "rows": report.rows}
     else:
         from .floor import io_floor

@@ -43,7 +43,7 @@ def sensor_ticks(landing: Path, lake: Path, repeat: int = 5) -> dict[str, dict[s
 def detector_throughput(mb: float, repeat: int = 3) -> dict[str, float]:
     """MB/s of the vectorized detector and of the textbook regex loop on the same text."""
     from ..privacy.pii import Detector
-    from ..privacy.redaction_bench import make_rows
+    from ..privacy.redaction_bench import best_of, make_rows
     from .textbook import redact
 
     arr = pa.array(make_rows(mb), pa.string())
@@ -52,15 +52,6 @@ def detector_throughput(mb: float, repeat: int = 3) -> dict[str, float]:
     detector.redact_array(arr.slice(0, 1000))
     return {
         "mb": size,
-        "detector_mb_s": size / _best(lambda: detector.redact_array(arr), repeat),
-        "textbook_mb_s": size / _best(lambda: [redact(t) for t in arr.to_pylist()], repeat),
+        "detector_mb_s": size / best_of(lambda: detector.redact_array(arr), repeat),
+        "textbook_mb_s": size / best_of(lambda: [redact(t) for t in arr.to_pylist()], repeat),
     }
-
-
-def _best(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best

@@ -8,6 +8,7 @@ tables' retention properties are set to the same window so Delta's own log clean
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .tables import Lake, table_stats
@@ -74,3 +75,15 @@ def maintain(
         files_vacuumed=len(vacuumed),
         properties_set=changed,
     )
+
+
+def maintain_all(
+    lake: Lake, tables: Iterable[str], *, min_files: int, vacuum: bool
+) -> Iterator[MaintenanceReport]:
+    """`maintain` every table that exists, held to the lake's rollback window."""
+    for table in tables:
+        report = maintain(
+            lake, table, window_days=lake.retention_days, min_files=min_files, vacuum=vacuum
+        )
+        if report is not None:
+            yield report

@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from ..lake.exclusions import ROLLBACK_AUDIT
-from ..lake.maintenance import maintain
+from ..lake.maintenance import maintain_all
 from ..lake.versions import VersionUnavailable
 from ..resources import LakeResource, PrivacyResource
 from .rollback import TARGETS, RollbackError, rollback_table
@@ -115,20 +115,13 @@ def compact_and_vacuum(
 ) -> None:
     from ..runner import dataset_tables  # the code location's tables; imported late (cycle)
 
-    the_lake = lake.lake()
-    for table in dataset_tables():
-        report = maintain(
-            the_lake,
-            table,
-            window_days=the_lake.retention_days,
-            min_files=config.min_files,
-            vacuum=config.vacuum,
-        )
-        if report is None:
-            continue
+    reports = maintain_all(
+        lake.lake(), dataset_tables(), min_files=config.min_files, vacuum=config.vacuum
+    )
+    for report in reports:
         context.log.info(
-            f"{table}: files {report.files_before} -> {report.files_after}, rows {report.rows}, "
-            f"{report.files_vacuumed} file(s) vacuumed"
+            f"{report.table}: files {report.files_before} -> {report.files_after}, "
+            f"rows {report.rows}, {report.files_vacuumed} file(s) vacuumed"
         )
 
 
