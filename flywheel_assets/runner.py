@@ -10,6 +10,8 @@ import dagster as dg
 from .ingest.contract import STREAMS
 from .lake.tables import Lake, TableStats
 
+FAILURE_CLASS_PATH = f"{dg.Failure.__module__}.{dg.Failure.__qualname__}"
+
 
 class RunFailed(Exception):
     """The run failed; the message says which step and why, in one line."""
@@ -202,5 +204,7 @@ def _failure_reason(result: dg.ExecuteInProcessResult) -> str:
             message = (error.message or "").strip().splitlines()
             cause = error.cause.message.strip().splitlines() if error.cause else []
             detail = (cause or message or ["unknown error"])[-1]
+            # A Failure an op raises is its own message to the user; the class path is noise.
+            detail = detail.removeprefix(f"{FAILURE_CLASS_PATH}: ")
             return f"step {event.step_key} failed: {detail}"
     return "run failed"
