@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from rapidfuzz.distance import Levenshtein
 
-from flywheel_assets.curation.datasets import CurationPolicy
+from flywheel_assets.curation.datasets import CurationPolicy, curate
+from flywheel_assets.curation.normalize import normalize_text
 from flywheel_assets.curation.pipeline import (
     FeedbackCap,
     build_curated_sets,
@@ -496,3 +498,53 @@ def test_quality_filters_keep_bad_targets_out_of_training(fw, correction, flag):
     ).run()
     assert fw.rows("sft_set") == [] and fw.rows("dpo_set") == [] and fw.rows("eval_cases") == []
     assert fw.rows("review_queue")[0]["reason"] == f"safety:{flag}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("  Where IS my   Order?! ", "where is my order"),
+        ("a\u00a0 b", "a b"),  # NFKC turns the no-break space into a space
+        ("x\u2028y\v z", "x y z"),  # separators RE2's \s does not know are dropped like punctuation
+        ("tab\tand\nnewline\r\n\fend", "tab and newline end"),
+        ("\ufb01ne  \uff26\uff55\uff4c\uff4c", "fine full"),
+        ("[name]  ,  [email]", "[name] [email]"),
+        ("", ""),
+        ("\x0b\x0c", ""),
+        (None, None),
+    ],
+)
+def test_normalize_text_collapses_every_kind_of_space(text, expected):
+    values = pa.array([text], pa.string())
+    # The reference is the plain definition: every run of whitespace becomes one space.
+    reference = pc.replace_substring_regex(
+        pc.replace_substring_regex(
+            pc.utf8_lower(pc.utf8_normalize(values, form="NFKC")),
+            pattern=r"[^\p{L}\p{N}\s\[\]]+",
+            replacement=" ",
+        ),
+        pattern=r"\s+",
+        replacement=" ",
+    )
+    assert normalize_text(values).to_pylist() == [expected]
+    assert pc.utf8_trim_whitespace(reference).to_pylist() == [expected]
+
+
+def test_curation_skips_only_rows_no_set_can_use(tmp_path):
+    from flywheel_assets.curation.datasets import _candidates, _curate
+    from flywheel_assets.sample.generator import write_sample_landing
+
+    landing = tmp_path / "landing"
+    write_sample_landing(landing, n_interactions=1200, seed=3)
+    lake = Lake(str(tmp_path / "lake"))
+    ingest_landing(LandingZone(str(landing)), lake)
+    build(lake)
+    build_tagged_rows(lake, DETECTOR, SignalWeights(), FeedbackCap(), CurationPolicy())
+    tagged = lake.read("tagged_rows")
+    assert 0 < _candidates(tagged).num_rows < tagged.num_rows
+    every_row = _curate(tagged, CurationPolicy(), KEY, DETECTOR)
+    candidates = curate(tagged, CurationPolicy(), KEY, DETECTOR)
+    for name in ("eval_cases", "review_queue", "sft_set", "dpo_set", "kto_set"):
+        assert getattr(candidates, name).num_rows > 0, name
+        assert getattr(candidates, name).equals(getattr(every_row, name)), name
+    assert candidates.stats == every_row.stats

@@ -141,6 +141,7 @@ def tagged_rows(
             rolled_back_rows_left_out=report.rolled_back,
             source_versions=dg.MetadataValue.json(report.source_versions),
             rebuilt=report.committed,
+            retagged_rows=report.retagged if report.retagged is not None else "all",
         )
     )
     yield from check_results(

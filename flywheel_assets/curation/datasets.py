@@ -11,10 +11,12 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from rapidfuzz.distance import Levenshtein
 
+from ..gcpause import paused_gc
 from ..privacy.hashing import unit_interval
 from ..privacy.pii import Detector
 from .caps import cap_user_share
@@ -86,6 +88,53 @@ ROW_COLUMNS = (
 
 def curate(tagged: pa.Table, policy: CurationPolicy, key: bytes, detector: Detector) -> Curated:
     """Build every curated set from the tagged rows."""
+    with paused_gc():
+        return _curate(_candidates(tagged), policy, key, detector)
+
+
+# What decides whether a tagged row is a candidate for any set.
+CANDIDATE_COLUMNS = (
+    "request_id",
+    "label",
+    "correction",
+    "edited_response",
+    "preferred_over",
+    "over_cap",
+    "tags",
+)
+
+
+def _candidates(tagged: pa.Table) -> pa.Table:
+    return tagged.filter(candidate_mask(tagged)) if tagged.num_rows else tagged
+
+
+def candidate_mask(tagged: pa.Table) -> pa.Array:
+    """True for the rows any builder can take something from. Most interactions have no label,
+    correction, edit, comparison, conflict or cap, and no set can use them."""
+    if tagged.num_rows == 0:
+        return pa.array([], pa.bool_())
+    useful = pc.or_(
+        pc.is_in(tagged["label"], value_set=pa.array([POSITIVE, NEGATIVE])),
+        pc.or_(pc.is_valid(tagged["correction"]), pc.is_valid(tagged["edited_response"])),
+    )
+    useful = pc.or_(useful, pc.greater(pc.list_value_length(tagged["preferred_over"]), 0))
+    useful = pc.or_(useful, pc.fill_null(tagged["over_cap"], False))
+    # The losers of side-by-side choices: DPO looks their answers up.
+    losers = pc.unique(pc.list_flatten(tagged["preferred_over"]))
+    useful = pc.or_(useful, pc.is_in(tagged["request_id"], value_set=losers))
+    tags = tagged["tags"].combine_chunks()
+    conflict = pc.equal(pc.list_flatten(tags), "conflict")
+    rows_in_conflict = pc.filter(pc.list_parent_indices(tags), conflict)
+    in_conflict = np.zeros(tagged.num_rows, dtype=bool)
+    in_conflict[rows_in_conflict.to_numpy()] = True
+    return pc.or_(pc.fill_null(useful, False), pa.array(in_conflict))
+
+
+def _curate(tagged: pa.Table, policy: CurationPolicy, key: bytes, detector: Detector) -> Curated:
+    # Ties (two golden answers equally confident and recent) go to the first row seen, so rows
+    # are taken in request_id order: the result cannot depend on how tagged_rows is stored,
+    # which differs between a full build and merged incremental ones.
+    tagged = tagged.take(pc.sort_indices(tagged["request_id"]))
     # Only the columns the builders read: converting the others to Python objects (timestamps
     # above all) doubled the time and the memory of this step.
     rows = tagged.select([c for c in ROW_COLUMNS if c in tagged.column_names]).to_pylist()
@@ -358,10 +407,8 @@ def _table(rows: list[dict], spec) -> pa.Table:
     schema = spec.schema
     for name in extra:
         schema = schema.append(pa.field(name, pa.float64() if name == "confidence" else pa.int64()))
-    cleaned = [
-        {k: v for k, v in r.items() if not k.startswith("_") or k == "_curated_at"} for r in rows
-    ]
-    return pa.Table.from_pylist(cleaned, schema=schema)
+    # Keys outside the schema (the builders' own, like `_conf`) are ignored.
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def finalize(table: pa.Table, spec, source_versions: dict[str, int]) -> pa.Table:
@@ -385,9 +432,7 @@ def _prov(r: dict, request_ids: list[str]) -> dict:
         "source_request_ids": request_ids,
         "model_version": r["model_version"],
         "feedback_kinds": r["feedback_kinds"],
-        "source_versions": None,
-        "_curated_at": None,
-    }
+    }  # source_versions and _curated_at are stamped by `finalize`
 
 
 def _id(*parts: str) -> str:

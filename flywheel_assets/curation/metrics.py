@@ -41,6 +41,10 @@ class MetricThresholds:
     max_safety_flag_rate: float = 0.005
 
 
+# What daily_metrics reads of tagged_rows: the text columns are most of the table and not needed.
+TAGGED_COLUMNS = ["ts", "model_version", "feedback_kinds", "safety_flags", "label", "correction"]
+
+
 def daily_metrics(interactions: pa.Table, tagged: pa.Table) -> pa.Table:
     """Rates per (day, model_version).
 

@@ -201,9 +201,7 @@ _TYPES = {
 
 def mark_prompt_conflicts(table: pa.Table) -> pa.Table:
     """Tag `conflict` where the same answer to the same normalized prompt got opposite labels."""
-    key = pc.binary_join_element_wise(
-        table["normalized_prompt"], normalize_text(table["response"]), "\x1f"
-    )
+    key = conflict_key(table["normalized_prompt"], table["response"])
     labelled = pa.table({"key": key, "label": table["label"]}).filter(
         pc.is_in(table["label"], value_set=pa.array([POSITIVE, NEGATIVE]))
     )
@@ -219,3 +217,8 @@ def mark_prompt_conflicts(table: pa.Table) -> pa.Table:
     return table.set_column(
         table.schema.get_field_index("tags"), "tags", pa.array(tags, pa.list_(pa.string()))
     )
+
+
+def conflict_key(normalized_prompt: pa.ChunkedArray | pa.Array, response) -> pa.Array:
+    """What `conflict` compares: the normalized prompt and the normalized answer."""
+    return pc.binary_join_element_wise(normalized_prompt, normalize_text(response), "\x1f")

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from ..gcpause import paused_gc
 from ..lake.tables import Lake, TableSpec
 from .contract import (
     QUARANTINE,
@@ -222,6 +223,7 @@ def _commit_plan(lake: Lake, batch: int, files: list[LandingFile], run_id: str |
         )
 
 
+@paused_gc()
 def _run_batch(
     landing: LandingZone,
     lake: Lake,

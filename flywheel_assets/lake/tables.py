@@ -155,6 +155,26 @@ class Lake:
             commit_properties=self.commit_properties(metadata),
         )
 
+    def upsert(
+        self,
+        spec: TableSpec,
+        data: pa.Table,
+        *,
+        key: str,
+        metadata: Mapping[str, object] | None = None,
+    ) -> None:
+        """Replace the rows whose `key` is in `data` and add the others, in one commit.
+
+        The table is rewritten rather than merged: Delta's merge writes strings as string_view,
+        which every filtered read of the table afterwards pays for (see `read`).
+        """
+        current = self.read(spec.name)
+        if current is not None and current.num_rows:
+            replaced = pc.is_in(current[key], value_set=data[key].combine_chunks())
+            current = current.filter(pc.invert(pc.fill_null(replaced, False)))
+            data = pa.concat_tables([current.select(data.schema.names).cast(data.schema), data])
+        self.overwrite(spec, data, metadata=metadata)
+
     def last_commit_metadata(self, table: str) -> dict[str, str]:
         """The custom metadata of the table's latest data commit (empty if none).
 
@@ -194,7 +214,18 @@ class Lake:
         dt = self.open(table, version=version)
         if dt is None:
             return None
-        return dt.to_pyarrow_dataset().to_table(columns=columns, filter=filter)
+        dataset = dt.to_pyarrow_dataset()
+        try:
+            return dataset.to_table(columns=columns, filter=filter)
+        except pa.ArrowNotImplementedError:
+            if filter is None:
+                raise
+        # Files rewritten by a delete store strings as string_view, and Arrow cannot push a
+        # filter on a string column down into them. Filter batch by batch instead, after Arrow
+        # has read them as the table's own types.
+        parts = [batch.filter(filter) for batch in dataset.to_batches()]
+        out = pa.Table.from_batches(parts, schema=dataset.schema)
+        return out.select(columns) if columns is not None else out
 
 
 def refuse_unsafe_rename(options: Mapping[str, str]) -> None:

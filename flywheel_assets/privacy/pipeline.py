@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..gcpause import paused_gc
 from ..ingest.contract import ANNOTATIONS, DRIFT_EVENTS, FEEDBACK, INTERACTIONS, MESSAGE, TIMESTAMP
 from ..ingest.pipeline import LEDGER_TABLE
 from ..lake.exclusions import Exclusions
@@ -147,6 +148,7 @@ def redact_annotations(lake: Lake, detector: Detector, key: bytes) -> RedactionR
     )
 
 
+@paused_gc()
 def redact_logs(
     lake: Lake, detector: Detector, key: bytes, policy: SamplingPolicy
 ) -> RedactionReport:
@@ -217,6 +219,7 @@ def redact_logs(
     return report
 
 
+@paused_gc()
 def _redact_simple(
     lake: Lake,
     spec: TableSpec,
