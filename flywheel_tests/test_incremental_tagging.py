@@ -10,8 +10,9 @@ import pyarrow as pa
 import pytest
 
 from flywheel_assets.curation.datasets import CurationPolicy
-from flywheel_assets.curation.pipeline import FeedbackCap, build_curated_sets, build_tagged_rows
+from flywheel_assets.curation.pipeline import build_curated_sets
 from flywheel_assets.curation.signals import SignalWeights
+from flywheel_assets.curation.tagging import FeedbackCap, build_tagged_rows
 from flywheel_assets.ingest.landing import LandingZone
 from flywheel_assets.ingest.pipeline import ingest_landing
 from flywheel_assets.lake.maintenance import maintain

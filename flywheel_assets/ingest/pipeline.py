@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.ipc as ipc
 
 from ..gcpause import paused_gc
+from ..lake.spill import Spill
 from ..lake.tables import Lake, TableSpec
 from .contract import (
     QUARANTINE,
@@ -397,7 +397,7 @@ class _QuarantineSpill:
         self.path, self.batch, self.ingested_at = path, batch, ingested_at
         self.flush_rows = flush_rows
         self.rows: list[dict] = []
-        self.writer = ipc.new_file(str(path), QUARANTINE_SCHEMA)
+        self.spill = Spill(path, QUARANTINE_SCHEMA)
 
     def add(self, stream: str, path: str, line: int, rej: Rejection, raw: bytes) -> None:
         self.rows.append(
@@ -418,15 +418,12 @@ class _QuarantineSpill:
 
     def _flush(self) -> None:
         if self.rows:
-            self.writer.write_batch(pa.RecordBatch.from_pylist(self.rows, QUARANTINE_SCHEMA))
+            self.spill.write(pa.RecordBatch.from_pylist(self.rows, QUARANTINE_SCHEMA))
             self.rows = []
 
     def finish(self) -> pa.RecordBatchReader:
         self._flush()
-        self.writer.close()
-        source = ipc.open_file(pa.memory_map(str(self.path)))
-        batches = (source.get_batch(i) for i in range(source.num_record_batches))
-        return pa.RecordBatchReader.from_batches(QUARANTINE_SCHEMA, batches)
+        return self.spill.reader()
 
 
 class _Ledger:

@@ -8,14 +8,18 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
+
+from .spill import Spill
 
 # Every table keeps its history for the rollback window.
 DEFAULT_RETENTION_DAYS = 30
@@ -141,7 +145,7 @@ class Lake:
     def overwrite(
         self,
         spec: TableSpec,
-        data: pa.Table,
+        data: pa.Table | pa.RecordBatchReader,
         *,
         metadata: Mapping[str, object] | None = None,
     ) -> None:
@@ -165,15 +169,19 @@ class Lake:
     ) -> None:
         """Replace the rows whose `key` is in `data` and add the others, in one commit.
 
-        The table is rewritten rather than merged: Delta's merge writes strings as string_view,
-        which every filtered read of the table afterwards pays for (see `read`).
+        The table is rewritten rather than merged (Delta's merge writes strings as string_view,
+        which every filtered read afterwards pays for, see `read`), streaming through a local
+        spill file so memory does not grow with the table.
         """
-        current = self.read(spec.name)
-        if current is not None and current.num_rows:
-            replaced = pc.is_in(current[key], value_set=data[key].combine_chunks())
-            current = current.filter(pc.invert(pc.fill_null(replaced, False)))
-            data = pa.concat_tables([current.select(data.schema.names).cast(data.schema), data])
-        self.overwrite(spec, data, metadata=metadata)
+        keys = data[key].combine_chunks()
+        with tempfile.TemporaryDirectory(prefix="flywheel-upsert-") as tmp:
+            spill = Spill(Path(tmp) / "rows.arrow", data.schema)
+            current = self.open(spec.name)
+            for batch in current.to_pyarrow_dataset().to_batches() if current else []:
+                replaced = pc.fill_null(pc.is_in(batch[key], value_set=keys), False)
+                spill.write(batch.filter(pc.invert(replaced)))
+            spill.write(data)
+            self.overwrite(spec, spill.reader(), metadata=metadata)
 
     def last_commit_metadata(self, table: str) -> dict[str, str]:
         """The custom metadata of the table's latest data commit (empty if none).

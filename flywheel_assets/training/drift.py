@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..curation.builds import FINGERPRINT_KEY
 from ..curation.metrics import FEEDBACK_METRICS
-from ..curation.pipeline import FINGERPRINT_KEY
 from ..ingest.contract import DRIFT_EVENTS, TIMESTAMP
 from ..ingest.landing import LandingZone
 from ..lake.tables import Lake, TableSpec

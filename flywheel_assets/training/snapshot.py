@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..curation.pipeline import source_versions
+from ..curation.builds import source_versions
 from ..curation.schemas import DPO_SET, EVAL_CASES, KTO_SET, SFT_SET
 from ..ingest.contract import TIMESTAMP
 from ..lake.tables import Lake, TableSpec, table_stats
