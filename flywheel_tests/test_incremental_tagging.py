@@ -242,3 +242,32 @@ def test_appended_since_reads_only_new_files_and_refuses_after_a_delete(tmp_path
     assert appended_since(lake, "missing", -1).num_rows == 0
     lake.open("t").delete("id = 'a'")
     assert appended_since(lake, "t", 1) is None
+
+
+def test_a_full_build_in_prompt_groups_equals_one_in_a_single_pass(tmp_path, monkeypatch):
+    from flywheel_assets.curation import tagging
+
+    landing = tmp_path / "landing"
+    write_sample_landing(landing, n_interactions=1500, seed=8)
+    lake = Lake(str(tmp_path / "lake"))
+    ingest_landing(LandingZone(str(landing)), lake)
+    build(lake)
+    whole = tag(lake)
+    shutil.copytree(lake.root, tmp_path / "grouped")
+    grouped_lake = Lake(str(tmp_path / "grouped"))
+    shutil.rmtree(tmp_path / "grouped" / "tagged_rows")
+    monkeypatch.setattr(tagging, "PART_ROWS", 150)
+    assert len(tagging._prompt_groups(grouped_lake, tagging.PART_ROWS)) > 5
+
+    grouped = tag(grouped_lake)
+
+    assert grouped.committed and grouped.retagged is None
+    assert (grouped.rows, grouped.labels, grouped.over_cap_feedback) == (
+        whole.rows,
+        whole.labels,
+        whole.over_cap_feedback,
+    )
+    assert [(c.check, c.passed) for c in grouped.checks] == [
+        (c.check, c.passed) for c in whole.checks
+    ]
+    assert_same_rows(lake, grouped_lake, "tagged_rows")

@@ -134,42 +134,47 @@ def _curate(tagged: pa.Table, policy: CurationPolicy, key: bytes, detector: Dete
     # Ties (two golden answers equally confident and recent) go to the first row seen, so rows
     # are taken in request_id order: the result cannot depend on how tagged_rows is stored,
     # which differs between a full build and merged incremental ones.
-    tagged = tagged.take(pc.sort_indices(tagged["request_id"]))
     # Only the columns the builders read: converting the others to Python objects (timestamps
     # above all) doubled the time and the memory of this step.
-    rows = tagged.select([c for c in ROW_COLUMNS if c in tagged.column_names]).to_pylist()
-    # Safety and normalization run vectorized over whole columns, once.
-    flags = {
-        col: safety_flags(tagged[col], policy.safety, detector).to_pylist()
-        for col in TARGET_COLUMNS
-    }
-    prompt_flags = safety_flags(tagged["prompt"], policy.safety, detector).to_pylist()
-    normalized = {col: normalize_text(tagged[col]).to_pylist() for col in TARGET_COLUMNS}
+    # Messages stay in Arrow: each output row keeps its source row's index (`_i`), and the
+    # message columns are taken from there once the rows are tables.
+    columns = [c for c in ROW_COLUMNS if c in tagged.column_names and c != "messages"]
+    rows = tagged.select(columns).to_pylist()
+    messages = tagged["messages"].combine_chunks()
     for i, r in enumerate(rows):
         r["_i"] = i
-        r["_norm"] = {col: normalized[col][i] or "" for col in TARGET_COLUMNS}
+    rows.sort(key=lambda r: r["request_id"])
+    # Safety and normalization run vectorized over whole columns, once. Flags stay in Arrow:
+    # most rows have none.
+    flags = {col: _Flags(tagged[col], policy, detector) for col in TARGET_COLUMNS}
+    prompt_flags = _Flags(tagged["prompt"], policy, detector)
+    normalized = {col: normalize_text(tagged[col]).to_pylist() for col in TARGET_COLUMNS}
+
+    def norm(row: dict, column: str) -> str:
+        return normalized[column][row["_i"]] or ""
+
     by_id = {r["request_id"]: r for r in rows}
     unsafe: dict[str, list[str]] = {}
 
     def target_ok(row: dict, column: str) -> bool:
         """The training target in `column` (and the prompt before it) passes the breaker."""
         # A short prompt ("thanks!") is fine; a short answer to learn from is not.
-        found = flags[column][row["_i"]] + [
-            f for f in prompt_flags[row["_i"]] if f not in ("too_short", "empty")
+        found = flags[column].at(row["_i"]) + [
+            f for f in prompt_flags.at(row["_i"]) if f not in ("too_short", "empty")
         ]
         if found:
             unsafe.setdefault(row["request_id"], found)
         return not found
 
-    evals = _eval_cases(rows, policy, key, target_ok)
+    evals = _eval_cases(rows, policy, key, target_ok, norm)
     holdout_prompts = {c["normalized_prompt"] for c in evals if c["holdout"]}
     sft, sft_leaks = _without(_sft_rows(rows, target_ok), holdout_prompts)
-    dpo, dpo_leaks = _without(_dpo_rows(rows, by_id, policy, target_ok), holdout_prompts)
+    dpo, dpo_leaks = _without(_dpo_rows(rows, by_id, policy, target_ok, norm), holdout_prompts)
     kto, kto_leaks = _without(_kto_rows(rows, target_ok), holdout_prompts)
 
-    sft_t = _collapse(_table(sft, SFT_SET), policy, "priority")
-    dpo_t = _collapse(_table(dpo, DPO_SET), policy, "priority")
-    kto_t = _collapse(_table(kto, KTO_SET), policy, "label_key")
+    sft_t = _collapse(_table(sft, SFT_SET, messages), policy, "priority")
+    dpo_t = _collapse(_table(dpo, DPO_SET, messages), policy, "priority")
+    kto_t = _collapse(_table(kto, KTO_SET, messages), policy, "label_key")
     sets, capped = {}, {}
     for name, table in (("sft", sft_t), ("dpo", dpo_t), ("kto", kto_t)):
         sets[name], dropped = cap_user_share(
@@ -181,8 +186,8 @@ def _curate(tagged: pa.Table, policy: CurationPolicy, key: bytes, detector: Dete
         capped[name] = dropped.num_rows
     review = _review_rows(rows, unsafe)
     return Curated(
-        eval_cases=_table(evals, EVAL_CASES),
-        review_queue=_table(review, REVIEW_QUEUE),
+        eval_cases=_table(evals, EVAL_CASES, messages),
+        review_queue=_table(review, REVIEW_QUEUE, messages),
         sft_set=sets["sft"],
         dpo_set=sets["dpo"],
         kto_set=sets["kto"],
@@ -194,7 +199,9 @@ def _curate(tagged: pa.Table, policy: CurationPolicy, key: bytes, detector: Dete
     )
 
 
-def _eval_cases(rows: list[dict], policy: CurationPolicy, key: bytes, target_ok) -> list[dict]:
+def _eval_cases(
+    rows: list[dict], policy: CurationPolicy, key: bytes, target_ok, norm
+) -> list[dict]:
     golden: dict[str, dict] = {}
     regression: dict[tuple[str, str], dict] = {}
     for r in rows:
@@ -203,27 +210,27 @@ def _eval_cases(rows: list[dict], policy: CurationPolicy, key: bytes, target_ok)
         if r["label"] == POSITIVE and r["correction"] is None:
             if not target_ok(r, "response"):
                 continue
-            case = _case(r, "golden", "response", policy, key)
+            case = _case(r, "golden", "response", policy, key, norm)
             best = golden.get(case["normalized_prompt"])
             if best is None or (r["confidence"], r["ts"]) > (best["_conf"], best["ts"]):
                 golden[case["normalized_prompt"]] = case | {"_conf": r["confidence"]}
         elif r["label"] == NEGATIVE and r["correction"] is not None:
             if not target_ok(r, "correction"):
                 continue
-            case = _case(r, "regression", "correction", policy, key)
-            k = (case["normalized_prompt"], r["_norm"]["correction"])
+            case = _case(r, "regression", "correction", policy, key, norm)
+            k = (case["normalized_prompt"], norm(r, "correction"))
             if k not in regression or r["ts"] > regression[k]["ts"]:
                 regression[k] = case
     return [*golden.values(), *regression.values()]
 
 
-def _case(r: dict, kind: str, column: str, policy: CurationPolicy, key: bytes) -> dict:
+def _case(r: dict, kind: str, column: str, policy: CurationPolicy, key: bytes, norm) -> dict:
     prompt = r["normalized_prompt"]
     return {
-        "case_id": _id(kind, prompt, r["_norm"][column]),
+        "case_id": _id(kind, prompt, norm(r, column)),
         "kind": kind,
         "input": r["prompt"],
-        "input_messages": r["messages"],
+        "_i": r["_i"],
         "expected": r[column],
         # Keyed on the prompt: every case of one prompt is held out together.
         "holdout": unit_interval(prompt, key, "holdout") < policy.holdout_share,
@@ -243,11 +250,10 @@ def _sft_rows(rows: list[dict], target_ok) -> list[dict]:
         if column is None or not target_ok(r, column):
             continue
         target = r[column]
-        history = r["messages"] or [{"role": "user", "content": r["prompt"]}]
         out.append(
             {
                 "example_id": _id("sft", r["request_id"], source),
-                "messages": [*history, {"role": "assistant", "content": target}],
+                "_i": r["_i"],  # messages: the row's history (or its prompt), then the target
                 "prompt": r["prompt"],
                 "completion": target,
                 "target_source": source,
@@ -273,7 +279,7 @@ def _sft_target(r: dict) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _dpo_rows(rows: list[dict], by_id: dict, policy: CurationPolicy, target_ok) -> list[dict]:
+def _dpo_rows(rows: list[dict], by_id: dict, policy: CurationPolicy, target_ok, norm) -> list[dict]:
     out = []
     for r in rows:
         if r["over_cap"]:
@@ -293,7 +299,7 @@ def _dpo_rows(rows: list[dict], by_id: dict, policy: CurationPolicy, target_ok) 
             chosen, rejected = winner[column], loser["response"]
             if chosen is None or rejected is None:
                 continue
-            if winner["_norm"][column] == loser["_norm"]["response"]:
+            if norm(winner, column) == norm(loser, "response"):
                 continue  # chosen must differ from rejected, beyond case and punctuation
             similarity = Levenshtein.normalized_similarity(chosen, rejected)
             in_band = policy.similarity_min <= similarity <= policy.similarity_max
@@ -305,7 +311,7 @@ def _dpo_rows(rows: list[dict], by_id: dict, policy: CurationPolicy, target_ok) 
                 {
                     "pair_id": _id("dpo", source, *ids),
                     "prompt": r["prompt"],
-                    "prompt_messages": r["messages"],
+                    "_i": r["_i"],
                     "chosen": chosen,
                     "rejected": rejected,
                     "similarity": round(similarity, 6),
@@ -335,7 +341,7 @@ def _kto_rows(rows: list[dict], target_ok) -> list[dict]:
             {
                 "example_id": _id("kto", r["request_id"]),
                 "prompt": r["prompt"],
-                "prompt_messages": r["messages"],
+                "_i": r["_i"],
                 "completion": r["response"],
                 "label": desirable,
                 "normalized_prompt": r["normalized_prompt"],
@@ -379,6 +385,17 @@ def _review_rows(rows: list[dict], unsafe: dict[str, list[str]]) -> list[dict]:
     return out
 
 
+class _Flags:
+    """A text column's safety flags, looked up per row; only flagged rows become Python lists."""
+
+    def __init__(self, texts, policy: CurationPolicy, detector: Detector):
+        self.flags = safety_flags(texts, policy.safety, detector)
+        self.any = pc.list_value_length(self.flags).to_numpy(zero_copy_only=False) > 0
+
+    def at(self, i: int) -> list[str]:
+        return self.flags[i].as_py() if self.any[i] else []
+
+
 def _without(rows: list[dict], holdout_prompts: set[str]) -> tuple[list[dict], int]:
     """Drop rows whose prompt is a held-out eval case: a model must not train on its exam."""
     kept = [r for r in rows if r["normalized_prompt"] not in holdout_prompts]
@@ -401,14 +418,67 @@ def _collapse(table: pa.Table, policy: CurationPolicy, rank: str) -> pa.Table:
     return kept.drop_columns(["_group"])
 
 
-def _table(rows: list[dict], spec) -> pa.Table:
-    """Rows in the spec's schema, plus any ranking columns the builders carry along."""
+# Per set, the column holding messages taken from the source row.
+MESSAGE_COLUMNS = {
+    EVAL_CASES.name: "input_messages",
+    SFT_SET.name: "messages",
+    DPO_SET.name: "prompt_messages",
+    KTO_SET.name: "prompt_messages",
+}
+
+
+def _table(rows: list[dict], spec, messages: pa.ListArray) -> pa.Table:
+    """Rows in the spec's schema, plus any ranking columns the builders carry along, with their
+    messages taken from `messages` by each row's source index."""
     extra = [n for n in ("priority", "label_key", "confidence") if rows and n in rows[0]]
     schema = spec.schema
     for name in extra:
         schema = schema.append(pa.field(name, pa.float64() if name == "confidence" else pa.int64()))
-    # Keys outside the schema (the builders' own, like `_conf`) are ignored.
-    return pa.Table.from_pylist(rows, schema=schema)
+    # Keys outside the schema (the builders' own, like `_i` and `_conf`) are ignored.
+    table = pa.Table.from_pylist(rows, schema=schema)
+    column = MESSAGE_COLUMNS.get(spec.name)
+    if column is None:
+        return table
+    source = messages.take(pa.array([r["_i"] for r in rows], pa.int64()))
+    if spec.name == SFT_SET.name:
+        source = _with_reply(source, table["prompt"], table["completion"])
+    index = schema.get_field_index(column)
+    return table.set_column(index, schema.field(index), source.cast(schema.field(index).type))
+
+
+def _with_reply(history: pa.ListArray, prompts, replies) -> pa.ListArray:
+    """Each conversation (or, where there is none, the prompt as one user message) followed by
+    the assistant's reply."""
+    n = len(history)
+    message = MESSAGES.value_type
+    earlier = pc.list_flatten(history).cast(message)
+    lengths = pc.fill_null(pc.list_value_length(history), 0).to_numpy(zero_copy_only=False)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    alone = lengths == 0
+    own = np.where(alone, 1, lengths) + 1  # messages per row, the reply included
+    offsets = np.concatenate([[0], np.cumsum(own)]).astype(np.int32)
+    row = np.repeat(np.arange(n), own)
+    position = np.arange(offsets[-1]) - np.repeat(offsets[:-1], own)
+    # Values: the earlier messages, then one user message per row, then one reply per row.
+    asked = pa.StructArray.from_arrays(
+        [pa.array(["user"] * n, pa.string()), pc.cast(_combined(prompts), pa.string())],
+        fields=list(message),
+    )
+    said = pa.StructArray.from_arrays(
+        [pa.array(["assistant"] * n, pa.string()), pc.cast(_combined(replies), pa.string())],
+        fields=list(message),
+    )
+    reply_at = len(earlier) + n + row
+    first_at = len(earlier) + row
+    take = np.where(
+        position == own[row] - 1, reply_at, np.where(alone[row], first_at, starts[row] + position)
+    )
+    values = pa.concat_arrays([earlier, asked, said]).take(pa.array(take, pa.int64()))
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, type=MESSAGES)
+
+
+def _combined(values):
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def finalize(table: pa.Table, spec, source_versions: dict[str, int]) -> pa.Table:

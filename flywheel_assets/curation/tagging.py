@@ -7,7 +7,10 @@ those rows can change are tagged again and merged in.
 from __future__ import annotations
 
 import json
+import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +20,7 @@ from ..gcpause import paused_gc
 from ..ingest.contract import DRIFT_EVENTS
 from ..lake.changes import appended_since
 from ..lake.exclusions import ROLLBACK_AUDIT, Exclusions
+from ..lake.spill import Spill
 from ..lake.tables import Lake
 from ..privacy.pii import Detector
 from ..privacy.pipeline import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS
@@ -43,6 +47,8 @@ SOURCES = (
     REDACTED_ANNOTATIONS.name,
     DRIFT_EVENTS.table,
 )
+# A full build tags this many interactions at a time, so its memory stays flat as the lake grows.
+PART_ROWS = 200_000
 SETTINGS_KEY = "flywheel.settings"  # the settings alone: a change means a rebuild
 LEFT_OUT_KEY = "flywheel.rolled_back_rows"  # interactions and annotations exclusions left out
 
@@ -90,7 +96,6 @@ def build_tagged_rows(
     if drift is not None:
         drift, n = exclusions.drop(drift, "event_id")
         left_out += n
-    windows = _windows(drift)
     # Over-cap depends on each user's whole history, so it is always computed over all feedback.
     capped = over_cap_feedback(
         feedback["user_hash"],
@@ -98,55 +103,126 @@ def build_tagged_rows(
         max_per_window=cap.max_per_window,
         window_hours=cap.window_hours,
     )
-    over_cap = int(pc.sum(capped).as_py() or 0)
+    inputs = _Inputs(
+        feedback, capped, exclusions, _windows(drift), weights, policy, detector, versions
+    )
     changed = None
     if previous.get(SETTINGS_KEY) == settings:
         built_from = json.loads(previous.get("source_versions") or "{}")
         changed = changed_request_ids(lake, built_from, versions, feedback)
-    if changed is None:
-        logs, n = exclusions.drop(read_or_empty(lake, REDACTED_LOGS), "request_id")
-        annotations, m = exclusions.drop(read_or_empty(lake, REDACTED_ANNOTATIONS), "annotation_id")
-        upstream_left_out = n + m
-    else:
-        only = pc.field("request_id").isin(changed)
-        logs, _ = exclusions.drop(read_or_empty(lake, REDACTED_LOGS, only), "request_id")
-        annotations, _ = exclusions.drop(
-            read_or_empty(lake, REDACTED_ANNOTATIONS, only), "annotation_id"
-        )
-        # The exclusions are unchanged since the last build, and so is what they left out.
-        upstream_left_out = int(previous.get(LEFT_OUT_KEY, "0"))
-        touches = pc.or_(
-            pc.fill_null(pc.is_in(feedback["request_id"], value_set=changed), False),
-            pc.fill_null(pc.is_in(feedback["other_request_id"], value_set=changed), False),
-        )
-        feedback, capped = feedback.filter(touches), pc.filter(capped, touches)
-    signals = collect_signals(feedback, annotations, capped, weights)
-    out = finalize(_tag(logs, signals, windows, weights, policy, detector), TAGGED_ROWS, versions)
-    # Write-audit-publish: the table is published only if its checks pass on the staged rows.
-    checks = audit_curated({TAGGED_ROWS.name: out}, detector)
-    published = all(c.passed for c in checks)
-    metadata = commit_meta(fingerprint, versions) | {
-        SETTINGS_KEY: settings,
-        LEFT_OUT_KEY: str(upstream_left_out),
-        "flywheel.retagged": str(out.num_rows) if changed is not None else "all",
-    }
-    if published and changed is None:
-        lake.overwrite(TAGGED_ROWS, out, metadata=metadata)
-    elif published:
-        lake.upsert(TAGGED_ROWS, out, key="request_id", metadata=metadata)
-    labels = out["label"]
+    groups = [changed] if changed is not None else _prompt_groups(lake, PART_ROWS)
+
+    labels: Counter[str] = Counter()
+    audits, tagged, upstream_left_out = [], 0, 0
+    with tempfile.TemporaryDirectory(prefix="flywheel-tagged-") as tmp:
+        spill = Spill(Path(tmp) / "tagged_rows.arrow", TAGGED_ROWS.schema)
+        for ids in groups:
+            out, dropped = _tag_some(lake, ids, inputs)
+            # Write-audit-publish: nothing is published unless every part passes its checks.
+            audits.append(audit_curated({TAGGED_ROWS.name: out}, detector))
+            labels.update(_counts(out["label"]))
+            upstream_left_out += dropped
+            tagged += out.num_rows
+            spill.write(out)
+            del out
+        checks = _combined(audits)
+        published = all(c.passed for c in checks)
+        if changed is not None:
+            # The exclusions are unchanged since the last build, and so is what they left out.
+            upstream_left_out = int(previous.get(LEFT_OUT_KEY, "0"))
+        metadata = commit_meta(fingerprint, versions) | {
+            SETTINGS_KEY: settings,
+            LEFT_OUT_KEY: str(upstream_left_out),
+            "flywheel.retagged": str(tagged) if changed is not None else "all",
+        }
+        if published and changed is None:
+            lake.overwrite(TAGGED_ROWS, spill.reader(), metadata=metadata)
+        elif published:
+            lake.upsert(TAGGED_ROWS, spill.reader().read_all(), key="request_id", metadata=metadata)
     if changed is not None:
-        labels = lake.read(TAGGED_ROWS.name, columns=["label"])["label"]
+        labels = _counts(lake.read(TAGGED_ROWS.name, columns=["label"])["label"])
     return TaggingReport(
         committed=published,
         checks=checks,
         source_versions=versions,
-        rows=len(labels),
-        labels={x["values"]: x["counts"] for x in pc.value_counts(labels).to_pylist()},
-        over_cap_feedback=over_cap,
+        rows=sum(labels.values()),
+        labels=dict(labels),
+        over_cap_feedback=int(pc.sum(capped).as_py() or 0),
         rolled_back=left_out + upstream_left_out,
-        retagged=out.num_rows if changed is not None else None,
+        retagged=tagged if changed is not None else None,
     )
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What tagging any group of interactions needs from the whole lake."""
+
+    feedback: pa.Table
+    capped: pa.Array
+    exclusions: Exclusions
+    windows: list[DriftWindow]
+    weights: SignalWeights
+    policy: CurationPolicy
+    detector: Detector
+    versions: dict[str, int]
+
+
+def _tag_some(lake: Lake, ids: pa.Array | None, inputs: _Inputs) -> tuple[pa.Table, int]:
+    """The finished tagged rows of the interactions in `ids` (all of them when None), and how
+    many source rows the exclusions left out."""
+    only = None if ids is None else pc.field("request_id").isin(ids)
+    logs, n = inputs.exclusions.drop(read_or_empty(lake, REDACTED_LOGS, only), "request_id")
+    annotations, m = inputs.exclusions.drop(
+        read_or_empty(lake, REDACTED_ANNOTATIONS, only), "annotation_id"
+    )
+    feedback, capped = inputs.feedback, inputs.capped
+    if ids is not None:
+        # Feedback about these interactions, and comparisons they lost.
+        touches = pc.or_(
+            pc.fill_null(pc.is_in(feedback["request_id"], value_set=ids), False),
+            pc.fill_null(pc.is_in(feedback["other_request_id"], value_set=ids), False),
+        )
+        feedback, capped = feedback.filter(touches), pc.filter(capped, touches)
+    signals = collect_signals(feedback, annotations, capped, inputs.weights)
+    tagged = _tag(logs, signals, inputs.windows, inputs.weights, inputs.policy, inputs.detector)
+    return finalize(tagged, TAGGED_ROWS, inputs.versions), n + m
+
+
+def _prompt_groups(lake: Lake, rows_per_group: int) -> list[pa.Array | None]:
+    """The interactions in groups of about `rows_per_group`, every normalized prompt wholly in
+    one group (a row's `conflict` tag depends on the rows that share its prompt); [None], meaning
+    all at once, when they fit in one."""
+    stats = lake.stats(REDACTED_LOGS.name)
+    if stats is None or stats.rows <= rows_per_group:
+        return [None]
+    logs = read_or_empty(lake, REDACTED_LOGS, columns=["request_id", "prompt"])
+    parts = -(-logs.num_rows // rows_per_group)
+    prompts = pc.dictionary_encode(normalize_text(logs["prompt"])).indices
+    group = pc.fill_null(prompts, 0).to_numpy(zero_copy_only=False) % parts
+    ids = logs["request_id"].combine_chunks()
+    return [ids.filter(pa.array(group == g)) for g in range(parts)]
+
+
+def _counts(values: pa.ChunkedArray | pa.Array) -> Counter[str]:
+    return Counter({x["values"]: x["counts"] for x in pc.value_counts(values).to_pylist()})
+
+
+def _combined(audits: list[list[CheckOutcome]]) -> list[CheckOutcome]:
+    """One outcome per check over every part: passed if it passed everywhere, counts summed."""
+    out = []
+    for same in zip(*audits, strict=True):
+        metadata: dict = {}
+        for outcome in same:
+            for k, v in outcome.metadata.items():
+                if isinstance(v, dict):
+                    metadata[k] = dict(Counter(metadata.get(k, {})) + Counter(v))
+                elif isinstance(v, int):
+                    metadata[k] = metadata.get(k, 0) + v
+                else:
+                    metadata.setdefault(k, v)
+        first = same[0]
+        out.append(CheckOutcome(first.table, first.check, all(o.passed for o in same), metadata))
+    return out
 
 
 def changed_request_ids(
