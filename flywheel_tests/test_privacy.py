@@ -295,3 +295,30 @@ def test_chat_messages_are_redacted_turn_by_turn(tmp_path):
     ]
     assert row["prompt"] == "and my email is [EMAIL]"
     assert dict(row["pii_counts"]) == {"card": 1, "email": 2}
+
+
+def test_redacting_in_small_pieces_writes_what_one_piece_writes(tmp_path, monkeypatch):
+    from flywheel_assets.privacy import pipeline
+
+    landing = tmp_path / "landing"
+    write_sample_landing(landing, n_interactions=1500, seed=12)
+    lakes = {}
+    reports = {}
+    for name, piece_rows in (("whole", 1_000_000), ("pieces", 97)):
+        monkeypatch.setattr(pipeline, "PIECE_ROWS", piece_rows)
+        lakes[name] = Lake(str(tmp_path / name))
+        ingest_landing(LandingZone(str(landing)), lakes[name])
+        reports[name] = build(lakes[name])
+    for stream, report in reports["pieces"].items():
+        whole = reports["whole"][stream]
+        assert report.rows_written == whole.rows_written > 0
+        assert (report.kept, report.pii_found) == (whole.kept, whole.pii_found)
+        table = report.table
+        key = table.replace("redacted_", "").rstrip("s") + "_id"
+        key = {"redacted_logs": "request_id"}.get(table, key)
+        mine, theirs = (
+            lakes[n].read(table).drop_columns(["_redacted_at"]).sort_by(key)
+            for n in ("pieces", "whole")
+        )
+        assert mine.equals(theirs), table
+    assert lakes["pieces"].open("redacted_logs").version() == 1  # one commit for all the pieces

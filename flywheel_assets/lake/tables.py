@@ -9,7 +9,7 @@ import atexit
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,6 +206,35 @@ class Lake:
             if commit.get("operation") not in MAINTENANCE_OPERATIONS:
                 return commit
         return history[-1] if history else None
+
+    def scan(
+        self,
+        table: str,
+        *,
+        filter: pc.Expression | None = None,
+        columns: list[str] | None = None,
+        rows: int = 100_000,
+    ) -> Iterator[pa.Table]:
+        """The table's rows in pieces of about `rows`, so a caller holds one piece at a time.
+
+        Filter only on non-string columns: see `read` for why a string filter can fail.
+        """
+        dt = self.open(table)
+        if dt is None:
+            return
+        pending: list[pa.RecordBatch] = []
+        size = 0
+        batches = dt.to_pyarrow_dataset().to_batches(
+            columns=columns, filter=filter, batch_size=rows
+        )
+        for batch in batches:
+            pending.append(batch)
+            size += batch.num_rows
+            if size >= rows:
+                yield pa.Table.from_batches(pending)
+                pending, size = [], 0
+        if pending:
+            yield pa.Table.from_batches(pending)
 
     def stats(self, table: str) -> TableStats | None:
         dt = self.open(table)

@@ -7,8 +7,13 @@ so a re-run after a crash neither skips nor repeats rows.
 
 from __future__ import annotations
 
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,14 +22,24 @@ from ..gcpause import paused_gc
 from ..ingest.contract import ANNOTATIONS, DRIFT_EVENTS, FEEDBACK, INTERACTIONS, MESSAGE, TIMESTAMP
 from ..ingest.pipeline import LEDGER_TABLE
 from ..lake.exclusions import Exclusions
+from ..lake.spill import Spill
 from ..lake.tables import Lake, TableSpec
 from .erasure import Tombstones
 from .hashing import hash_column
 from .pii import Detector
 from .redact import PII_COUNTS_TYPE, redact_table
-from .sampling import DriftWindow, SamplingPolicy, keep_reasons, reason_counts
+from .sampling import (
+    DROPPED,
+    KEEP_REASONS,
+    DriftWindow,
+    SamplingPolicy,
+    keep_reasons,
+    reason_counts,
+)
 
 APP_ID = "flywheel.privacy"
+# New rows are redacted this many at a time.
+PIECE_ROWS = 100_000
 _REDACTION = [
     pa.field("pii_counts", PII_COUNTS_TYPE),
     pa.field("pii_total", pa.int64()),
@@ -159,9 +174,6 @@ def redact_logs(
     if target <= before:
         return report
     new = _batch_filter(before, target)
-    raw = lake.read(INTERACTIONS.table, filter=new)
-    if raw is None:
-        raw = INTERACTIONS.schema.empty_table()
     upto = pc.field("_ingest_batch") <= target
     # The answer a comparison was won against is feedback on that answer too.
     feedback_ids = pa.concat_arrays(
@@ -192,30 +204,45 @@ def redact_logs(
             & (pc.field("ts") <= pa.scalar(w.end, TIMESTAMP))
         )
     late = lake.read(INTERACTIONS.table, filter=late_filter) if before else None
+    pieces = ((rows, False) for rows in lake.scan(INTERACTIONS.table, filter=new, rows=PIECE_ROWS))
     if late is not None and late.num_rows:
         kept_already = _column(lake, spec.name, "request_id")
         late = late.filter(pc.invert(pc.is_in(late["request_id"], value_set=kept_already)))
-        raw = pa.concat_tables([raw, late]) if raw is not None else late
+        pieces = chain(pieces, [(late, True)])
 
-    reasons = keep_reasons(
-        raw,
-        with_feedback=pc.unique(feedback_ids),
-        with_annotation=pc.unique(annotated),
-        drift_windows=windows,
-        policy=policy,
-        key=key,
-    )
-    report.kept = reason_counts(reasons)
-    kept = raw.append_column("keep_reason", reasons).filter(pc.not_equal(reasons, "unsampled"))
-    if late is not None:
-        late_ids_kept = pc.is_in(kept["request_id"], value_set=late["request_id"])
-        report.late_kept = int(pc.sum(late_ids_kept).as_py() or 0)
+    # New interactions are kept, hashed and redacted a piece at a time, so memory follows the
+    # piece, not the batch.
+    kept_for: Counter[str] = Counter()
+    exclusions = Exclusions.load(lake)
+    with_feedback, with_annotation = pc.unique(feedback_ids), pc.unique(annotated)
 
-    kept = kept.append_column("user_hash", hash_column(kept["user_id"], key, "user"))
-    kept = kept.append_column("session_hash", hash_column(kept["session_id"], key, "session"))
-    kept, report.erased_skipped = _drop_erased(lake, kept, key)
-    kept, report.rolled_back_skipped = Exclusions.load(lake).drop(kept, "request_id")
-    _write(lake, spec, kept, detector, report)
+    def kept_pieces() -> Iterator[pa.Table]:
+        for raw, is_late in pieces:
+            reasons = keep_reasons(
+                raw,
+                with_feedback=with_feedback,
+                with_annotation=with_annotation,
+                drift_windows=windows,
+                policy=policy,
+                key=key,
+            )
+            kept_for.update(reason_counts(reasons))
+            kept = raw.append_column("keep_reason", reasons)
+            kept = kept.filter(pc.not_equal(reasons, "unsampled"))
+            if is_late:
+                report.late_kept += kept.num_rows
+            kept = kept.append_column("user_hash", hash_column(kept["user_id"], key, "user"))
+            kept = kept.append_column(
+                "session_hash", hash_column(kept["session_id"], key, "session")
+            )
+            kept, erased = _drop_erased(lake, kept, key)
+            kept, excluded = exclusions.drop(kept, "request_id")
+            report.erased_skipped += erased
+            report.rolled_back_skipped += excluded
+            yield kept
+
+    _write(lake, spec, kept_pieces(), detector, report)
+    report.kept = {reason: kept_for[reason] for reason in (*KEEP_REASONS, DROPPED)}
     return report
 
 
@@ -234,38 +261,57 @@ def _redact_simple(
     report = RedactionReport(spec.name, before, target)
     if target <= before:
         return report
-    rows = lake.read(source, filter=_batch_filter(before, target))
-    if rows is None:
+    if lake.open(source) is None:
         return report
-    if hash_user:
-        rows = rows.append_column("user_hash", hash_column(rows["user_id"], key, "user"))
-    rows, report.erased_skipped = _drop_erased(lake, rows, key)
-    rows, report.rolled_back_skipped = Exclusions.load(lake).drop(rows, id_column)
-    _write(lake, spec, rows, detector, report)
+    exclusions = Exclusions.load(lake)
+
+    def pieces() -> Iterator[pa.Table]:
+        for rows in lake.scan(source, filter=_batch_filter(before, target), rows=PIECE_ROWS):
+            if hash_user:
+                rows = rows.append_column("user_hash", hash_column(rows["user_id"], key, "user"))
+            rows, erased = _drop_erased(lake, rows, key)
+            rows, excluded = exclusions.drop(rows, id_column)
+            report.erased_skipped += erased
+            report.rolled_back_skipped += excluded
+            yield rows
+
+    _write(lake, spec, pieces(), detector, report)
     return report
 
 
 def _write(
-    lake: Lake, spec: TableSpec, rows: pa.Table, detector: Detector, report: RedactionReport
+    lake: Lake,
+    spec: TableSpec,
+    pieces: Iterable[pa.Table],
+    detector: Detector,
+    report: RedactionReport,
 ) -> None:
+    """Redact every piece into a local spill, then append them all in one commit."""
     text, messages = TEXT_COLUMNS[spec.name]
-    redacted = redact_table(rows, detector, text, messages)
-    redacted = redacted.append_column(
-        "_redacted_at", pa.array([datetime.now(UTC)] * redacted.num_rows, TIMESTAMP)
-    )
-    # Exactly the target schema: raw-only columns (user_id, session_id, provenance) are left behind.
-    out = redacted.select(spec.schema.names).cast(spec.schema)
-    report.pii_found = {k: v for k, v in _sum_counts(redacted["pii_counts"]).items() if v}
-    report.rows_written = out.num_rows
-    report.committed = lake.append(
-        spec,
-        out,
-        transaction=(f"{APP_ID}.{spec.name}", report.watermark),
-        metadata={
-            "flywheel.operation": "redact",
-            "ingest_batches": [report.watermark_before + 1, report.watermark],
-        },
-    )
+    redacted_at = datetime.now(UTC)
+    found: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory(prefix="flywheel-redact-") as tmp:
+        spill = Spill(Path(tmp) / "redacted.arrow", spec.schema)
+        for rows in pieces:
+            redacted = redact_table(rows, detector, text, messages)
+            redacted = redacted.append_column(
+                "_redacted_at", pa.array([redacted_at] * redacted.num_rows, TIMESTAMP)
+            )
+            found.update(_sum_counts(redacted["pii_counts"]))
+            # Exactly the target schema: raw-only columns (user_id, session_id, provenance) are
+            # left behind.
+            spill.write(redacted.select(spec.schema.names).cast(spec.schema))
+        report.pii_found = {k: v for k, v in found.items() if v}
+        report.rows_written = spill.rows
+        report.committed = lake.append(
+            spec,
+            spill.reader(),
+            transaction=(f"{APP_ID}.{spec.name}", report.watermark),
+            metadata={
+                "flywheel.operation": "redact",
+                "ingest_batches": [report.watermark_before + 1, report.watermark],
+            },
+        )
 
 
 def _drop_erased(lake: Lake, rows: pa.Table, key: bytes) -> tuple[pa.Table, int]:
