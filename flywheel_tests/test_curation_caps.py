@@ -198,3 +198,30 @@ def test_share_cap_full_share_keeps_everything_and_empty_table():
 def test_share_cap_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         cap_user_share(share_table(), **kwargs)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_cap_affected_holds_every_event_whose_cap_status_new_events_change(seed):
+    from flywheel_assets.curation.caps import cap_affected
+
+    rng = np.random.default_rng(seed)
+    n_old, n_new = int(rng.integers(5, 60)), int(rng.integers(1, 10))
+    users = pa.array([f"u{rng.integers(0, 4)}" for _ in range(n_old + n_new)])
+    base = 1_795_000_000_000_000  # microseconds, late 2026
+    hours = rng.integers(0, 72, n_old + n_new) * 3_600_000_000 // int(rng.integers(1, 4))
+    ts = pa.array(base + hours, pa.timestamp("us", tz="UTC"))
+    cap = {"max_per_window": int(rng.integers(1, 5)), "window_hours": float(rng.integers(1, 30))}
+    before = over_cap_feedback(users[:n_old], ts[:n_old], **cap).to_numpy(zero_copy_only=False)
+    after = over_cap_feedback(users, ts, **cap).to_numpy(zero_copy_only=False)
+    new = np.r_[np.zeros(n_old, bool), np.ones(n_new, bool)]
+
+    affected = cap_affected(users, ts, new, **cap)
+
+    changed = np.flatnonzero(before != after[:n_old])
+    assert affected[changed].all()
+    assert affected[n_old:][after[n_old:]].all()  # a new event over the cap is itself affected
+    # Events of users who never exceed the cap are never affected.
+    light = {
+        u for u in set(users.to_pylist()) if users.to_pylist().count(u) <= cap["max_per_window"]
+    }
+    assert not any(a for a, u in zip(affected, users.to_pylist(), strict=True) if u in light)

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from flywheel_assets.curation.dedup import row_order
 
-__all__ = ["cap_user_share", "over_cap_feedback"]
+__all__ = ["cap_affected", "cap_user_share", "over_cap_feedback"]
 
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
@@ -82,6 +82,54 @@ def over_cap_feedback(
         in_window = np.arange(len(times)) - first_inside + 1
         over[order[start:end]] = in_window > max_per_window
     return pa.array(over)
+
+
+def cap_affected(
+    user_hash: pa.Array | pa.ChunkedArray,
+    ts: pa.Array | pa.ChunkedArray,
+    new: np.ndarray,
+    *,
+    max_per_window: int,
+    window_hours: float,
+) -> np.ndarray:
+    """The events whose ``over_cap_feedback`` result the ``new`` events (a mask) can have changed.
+
+    A new event counts in the windows of its user's events from its own time to ``window_hours``
+    later, and only a user with more than ``max_per_window`` events can be over the cap at all.
+    Both bounds are taken inclusively, so the answer may hold a few events too many, never too
+    few.
+    """
+    ts = _combined(ts)
+    n = len(ts)
+    affected = np.zeros(n, dtype=bool)
+    codes = _user_codes(user_hash)
+    ticks = pc.fill_null(ts.cast(pa.int64()), 0).to_numpy().astype(np.int64)
+    counted = (codes >= 0) & _valid(ts)
+    per_user = np.bincount(codes[counted], minlength=max(1, int(codes.max(initial=-1)) + 1))
+    heavy = counted & (per_user[np.where(codes >= 0, codes, 0)] > max_per_window)
+    seeds = np.flatnonzero(np.asarray(new, dtype=bool) & heavy)
+    if not len(seeds):
+        return affected
+    window = round(window_hours * 3600 * _PER_SECOND[ts.type.unit])
+    # Users with a new event, renumbered densely so (user, time) fits one sortable integer.
+    seed_users, dense = np.unique(codes[seeds], return_inverse=True)
+    rows = np.flatnonzero(heavy & np.isin(codes, seed_users))
+    start = int(ticks[rows].min())
+    span = int(ticks[rows].max()) - start + window + 2
+    if span * len(seed_users) >= 2**62:  # would overflow: every event of those users, then
+        affected[rows] = True
+        return affected
+    seed_keys = np.sort(dense * span + (ticks[seeds] - start))
+    row_users = np.searchsorted(seed_users, codes[rows])
+    row_keys = row_users * span + (ticks[rows] - start)
+    # The latest new event of the same user at or before each event, and how long before.
+    latest = np.searchsorted(seed_keys, row_keys, side="right") - 1
+    found = latest >= 0
+    same_user = np.zeros(len(rows), dtype=bool)
+    same_user[found] = seed_keys[latest[found]] // span == row_users[found]
+    near = same_user & (row_keys - seed_keys[np.maximum(latest, 0)] <= window)
+    affected[rows[near]] = True
+    return affected
 
 
 def _valid(values: pa.Array) -> np.ndarray:

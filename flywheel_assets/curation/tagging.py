@@ -32,7 +32,7 @@ from .builds import (
     read_or_empty,
     source_versions,
 )
-from .caps import over_cap_feedback
+from .caps import cap_affected, over_cap_feedback
 from .datasets import CurationPolicy, finalize
 from .normalize import normalize_text
 from .quality import CheckOutcome, audit_curated
@@ -109,7 +109,7 @@ def build_tagged_rows(
     changed = None
     if previous.get(SETTINGS_KEY) == settings:
         built_from = json.loads(previous.get("source_versions") or "{}")
-        changed = changed_request_ids(lake, built_from, versions, feedback)
+        changed = changed_request_ids(lake, built_from, versions, feedback, cap)
     groups = [changed] if changed is not None else _prompt_groups(lake, PART_ROWS)
 
     labels: Counter[str] = Counter()
@@ -226,13 +226,18 @@ def _combined(audits: list[list[CheckOutcome]]) -> list[CheckOutcome]:
 
 
 def changed_request_ids(
-    lake: Lake, built_from: dict[str, int], versions: dict[str, int], feedback: pa.Table
+    lake: Lake,
+    built_from: dict[str, int],
+    versions: dict[str, int],
+    feedback: pa.Table,
+    cap: FeedbackCap,
 ) -> pa.Array | None:
     """The interactions whose tags rows appended since `built_from` can change, or None when the
     sources did more than gain rows (or the exclusions changed): then only a rebuild is exact.
 
     An interaction changes when it is new, when feedback or an annotation about it (or a
-    comparison against it) arrived, when its user's feedback cap may count differently, or when
+    comparison against it) arrived, when its user's cap may count one of its feedback events
+    differently (only a user past the cap, and only events up to a window after new ones), or when
     a new drift window covers it; and with it every row that shares its prompt and answer, whose
     `conflict` tag depends on its label.
     """
@@ -241,7 +246,7 @@ def changed_request_ids(
     new: dict[str, pa.Table] = {}
     for name, columns in (
         (REDACTED_LOGS.name, ["request_id"]),
-        (REDACTED_FEEDBACK.name, ["request_id", "other_request_id", "user_hash"]),
+        (REDACTED_FEEDBACK.name, ["feedback_id", "request_id", "other_request_id"]),
         (REDACTED_ANNOTATIONS.name, ["request_id"]),
         (DRIFT_EVENTS.table, ["event_id", "ts", "window_hours"]),
     ):
@@ -257,11 +262,18 @@ def changed_request_ids(
         if c in t.schema.names
     ]
     if REDACTED_FEEDBACK.name in new and feedback.num_rows:
-        # A user's new feedback can move which of their earlier events are over the cap.
-        users = pc.drop_null(pc.unique(new[REDACTED_FEEDBACK.name]["user_hash"]))
-        theirs = feedback.filter(
-            pc.fill_null(pc.is_in(feedback["user_hash"], value_set=users), False)
+        # New feedback can move which of its user's events are over the cap.
+        arrived = pc.is_in(
+            feedback["feedback_id"], value_set=new[REDACTED_FEEDBACK.name]["feedback_id"]
         )
+        moved = cap_affected(
+            feedback["user_hash"],
+            feedback["ts"],
+            pc.fill_null(arrived, False).to_numpy(zero_copy_only=False),
+            max_per_window=cap.max_per_window,
+            window_hours=cap.window_hours,
+        )
+        theirs = feedback.filter(pa.array(moved))
         ids += [theirs["request_id"], theirs["other_request_id"]]
     if DRIFT_EVENTS.table in new:
         logs = read_or_empty(lake, REDACTED_LOGS, columns=["request_id", "ts"])
