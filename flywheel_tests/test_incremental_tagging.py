@@ -271,3 +271,17 @@ def test_a_full_build_in_prompt_groups_equals_one_in_a_single_pass(tmp_path, mon
         (c.check, c.passed) for c in whole.checks
     ]
     assert_same_rows(lake, grouped_lake, "tagged_rows")
+
+
+def test_new_rows_that_change_no_interaction_record_the_build_and_rewrite_nothing(tmp_path):
+    fw = Flywheel(tmp_path / "w")
+    fw.add([interaction("r1")], [feedback("f1", "r1")])
+    refresh(fw)
+    before = fw.lake.read("tagged_rows")
+    fw.add(feedbacks=[feedback("f2", "never-logged", "thumbs_down")])
+    report = refresh(fw)
+    assert report.committed and report.retagged == 0
+    assert fw.lake.read("tagged_rows").equals(before)
+    version = fw.lake.open("tagged_rows").version()
+    assert not refresh(fw).committed  # the build was recorded: nothing to do next time
+    assert fw.lake.open("tagged_rows").version() == version

@@ -137,8 +137,10 @@ def build_tagged_rows(
         }
         if published and changed is None:
             lake.overwrite(TAGGED_ROWS, spill.reader(), metadata=metadata)
-        elif published:
+        elif published and tagged:
             lake.upsert(TAGGED_ROWS, spill.reader().read_all(), key="request_id", metadata=metadata)
+        elif published:  # new rows that change no interaction: record the build, rewrite nothing
+            lake.append(TAGGED_ROWS, TAGGED_ROWS.schema.empty_table(), metadata=metadata)
     if changed is not None:
         labels = _counts(lake.read(TAGGED_ROWS.name, columns=["label"])["label"])
     return TaggingReport(

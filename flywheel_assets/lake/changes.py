@@ -27,7 +27,7 @@ def appended_since(
         return current.to_pyarrow_dataset().to_table(columns=columns)
     if current.version() < version:
         return None
-    for commit in current.history():
+    for commit in current.history(limit=max(1, current.version() - version)):
         if commit["version"] <= version:
             break
         operation = commit.get("operation")
