@@ -85,6 +85,12 @@ def interaction(request_id: str, **over) -> dict:
     return record
 
 
+def drift_event(event_id: str, ts: str, **over) -> dict:
+    record = {"event_id": event_id, "ts": ts, "metric": "neg", "value": 0.3, "threshold": 0.2}
+    record.update(over)
+    return record
+
+
 def feedback(feedback_id: str, request_id: str, kind: str = "thumbs_up", **over) -> dict:
     record = {
         "feedback_id": feedback_id,

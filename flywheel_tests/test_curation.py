@@ -25,8 +25,8 @@ from flywheel_assets.ingest.pipeline import ingest_landing
 from flywheel_assets.lake.tables import Lake
 from flywheel_assets.privacy.sampling import SamplingPolicy
 
-from .conftest import feedback, interaction, write_lines
-from .test_privacy import DETECTOR, KEY, build
+from .conftest import drift_event, feedback, interaction, write_lines
+from .test_privacy import DETECTOR, KEY, build, redacted_sample
 
 ANSWER = "Your order ships within two business days and you will get a tracking email."
 
@@ -281,16 +281,7 @@ def test_drift_low_confidence_and_operator_tags(fw):
         [interaction("r1", ts="2026-11-20T20:00:00Z", response_logprob=-4.2)],
         [feedback("f1", "r1", "thumbs_up")],
         [ann("a1", "r1", tags=["tone", "good_example"])],
-        [
-            {
-                "event_id": "d1",
-                "ts": "2026-11-20T22:00:00Z",
-                "metric": "neg",
-                "value": 0.3,
-                "threshold": 0.2,
-                "window_hours": 6,
-            }
-        ],
+        [drift_event("d1", "2026-11-20T22:00:00Z", window_hours=6)],
     ).run()
     assert {"drift_window", "low_confidence", "tone", "good_example"} <= set(
         fw.tagged("r1")["tags"]
@@ -532,13 +523,8 @@ def test_normalize_text_collapses_every_kind_of_space(text, expected):
 
 def test_curation_skips_only_rows_no_set_can_use(tmp_path):
     from flywheel_assets.curation.datasets import _candidates, _curate
-    from flywheel_assets.sample.generator import write_sample_landing
 
-    landing = tmp_path / "landing"
-    write_sample_landing(landing, n_interactions=1200, seed=3)
-    lake = Lake(str(tmp_path / "lake"))
-    ingest_landing(LandingZone(str(landing)), lake)
-    build(lake)
+    lake = redacted_sample(tmp_path, 1200, seed=3)
     build_tagged_rows(lake, DETECTOR, SignalWeights(), FeedbackCap(), CurationPolicy())
     tagged = lake.read("tagged_rows")
     assert 0 < _candidates(tagged).num_rows < tagged.num_rows

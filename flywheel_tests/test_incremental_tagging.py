@@ -22,9 +22,9 @@ from flywheel_assets.privacy.pipeline import REDACTED_FEEDBACK, REDACTED_LOGS
 from flywheel_assets.privacy.sampling import SamplingPolicy
 from flywheel_assets.sample.generator import write_sample_landing
 
-from .conftest import feedback, interaction
+from .conftest import drift_event, feedback, interaction
 from .test_curation import Flywheel
-from .test_privacy import DETECTOR, KEY, build
+from .test_privacy import DETECTOR, KEY, build, redacted_sample
 
 CAP = FeedbackCap(max_per_window=3, window_hours=24)
 POLICY = CurationPolicy(holdout_share=0.0)
@@ -71,11 +71,8 @@ def refresh(fw: Flywheel, cap: FeedbackCap = CAP):
 
 
 def test_a_sample_week_then_one_percent_more_matches_a_full_build(tmp_path):
+    lake = redacted_sample(tmp_path, 1500, seed=5)
     landing = tmp_path / "landing"
-    write_sample_landing(landing, n_interactions=1500, seed=5)
-    lake = Lake(str(tmp_path / "lake"))
-    ingest_landing(LandingZone(str(landing)), lake)
-    build(lake)
     assert tag(lake).retagged is None  # the first build is a full one
     # A second sample lands under new names: new interactions, feedback, annotations and drift.
     write_sample_landing(tmp_path / "more", n_interactions=150, seed=6, files_per_stream=1)
@@ -157,15 +154,7 @@ def test_a_new_drift_event_tags_the_old_rows_in_its_window(tmp_path):
         ]
     )
     refresh(fw)
-    drift = {
-        "event_id": "d1",
-        "ts": "2026-11-20T22:00:00Z",
-        "metric": "neg",
-        "value": 0.3,
-        "threshold": 0.2,
-        "window_hours": 6,
-    }
-    fw.add(drift=[drift])
+    fw.add(drift=[drift_event("d1", "2026-11-20T22:00:00Z", window_hours=6)])
     report = refresh(fw)
     assert report.retagged == 1
     assert "drift_window" in fw.tagged("r1")["tags"]
@@ -247,11 +236,7 @@ def test_appended_since_reads_only_new_files_and_refuses_after_a_delete(tmp_path
 def test_a_full_build_in_prompt_groups_equals_one_in_a_single_pass(tmp_path, monkeypatch):
     from flywheel_assets.curation import tagging
 
-    landing = tmp_path / "landing"
-    write_sample_landing(landing, n_interactions=1500, seed=8)
-    lake = Lake(str(tmp_path / "lake"))
-    ingest_landing(LandingZone(str(landing)), lake)
-    build(lake)
+    lake = redacted_sample(tmp_path, 1500, seed=8)
     whole = tag(lake)
     shutil.copytree(lake.root, tmp_path / "grouped")
     grouped_lake = Lake(str(tmp_path / "grouped"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,7 +29,7 @@ from flywheel_assets.privacy.redact import residual_pii
 from flywheel_assets.privacy.sampling import SamplingPolicy
 from flywheel_assets.sample.generator import write_sample_landing
 
-from .conftest import feedback, interaction, write_lines
+from .conftest import drift_event, feedback, interaction, write_lines
 
 KEY = b"test-key-0123456789abcdef"
 DETECTOR = Detector()
@@ -45,14 +46,18 @@ def build(lake: Lake, policy: SamplingPolicy = DEFAULT_POLICY) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def sample_lake(tmp_path_factory) -> tuple[Lake, Lake]:
-    root = tmp_path_factory.mktemp("sample")
-    write_sample_landing(root / "landing", n_interactions=1500, seed=11)
+def redacted_sample(root: Path, n_interactions: int, seed: int) -> Lake:
+    """A sample landing zone under root/landing, ingested and redacted into root/lake."""
+    write_sample_landing(root / "landing", n_interactions=n_interactions, seed=seed)
     lake = Lake(str(root / "lake"))
     ingest_landing(LandingZone(str(root / "landing")), lake)
     build(lake)
     return lake
+
+
+@pytest.fixture(scope="module")
+def sample_lake(tmp_path_factory) -> Lake:
+    return redacted_sample(tmp_path_factory.mktemp("sample"), 1500, seed=11)
 
 
 @pytest.mark.parametrize("spec", [REDACTED_LOGS, REDACTED_FEEDBACK, REDACTED_ANNOTATIONS])
@@ -204,15 +209,7 @@ def test_a_drift_event_keeps_the_window_before_it(tmp_path):
     write_lines(
         landing,
         "drift_events/d.jsonl",
-        [
-            {
-                "event_id": "d1",
-                "ts": "2026-11-20T23:00:00Z",
-                "metric": "neg",
-                "value": 0.3,
-                "threshold": 0.2,
-            }
-        ],
+        [drift_event("d1", "2026-11-20T23:00:00Z")],
     )
     lake = Lake(str(tmp_path / "lake"))
     ingest_landing(LandingZone(str(landing)), lake)

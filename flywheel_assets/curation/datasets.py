@@ -131,9 +131,6 @@ def candidate_mask(tagged: pa.Table) -> pa.Array:
 
 
 def _curate(tagged: pa.Table, policy: CurationPolicy, key: bytes, detector: Detector) -> Curated:
-    # Ties (two golden answers equally confident and recent) go to the first row seen, so rows
-    # are taken in request_id order: the result cannot depend on how tagged_rows is stored,
-    # which differs between a full build and merged incremental ones.
     # Only the columns the builders read: converting the others to Python objects (timestamps
     # above all) doubled the time and the memory of this step.
     # Messages stay in Arrow: each output row keeps its source row's index (`_i`), and the
@@ -143,6 +140,9 @@ def _curate(tagged: pa.Table, policy: CurationPolicy, key: bytes, detector: Dete
     messages = tagged["messages"].combine_chunks()
     for i, r in enumerate(rows):
         r["_i"] = i
+    # Ties (two golden answers equally confident and recent) go to the first row seen, so rows
+    # are taken in request_id order: the result cannot depend on how tagged_rows is stored,
+    # which differs between a full build and merged incremental ones.
     rows.sort(key=lambda r: r["request_id"])
     # Safety and normalization run vectorized over whole columns, once. Flags stay in Arrow:
     # most rows have none.
@@ -441,12 +441,14 @@ def _table(rows: list[dict], spec, messages: pa.ListArray) -> pa.Table:
         return table
     source = messages.take(pa.array([r["_i"] for r in rows], pa.int64()))
     if spec.name == SFT_SET.name:
-        source = _with_reply(source, table["prompt"], table["completion"])
+        source = _with_reply(
+            source, table["prompt"].combine_chunks(), table["completion"].combine_chunks()
+        )
     index = schema.get_field_index(column)
     return table.set_column(index, schema.field(index), source.cast(schema.field(index).type))
 
 
-def _with_reply(history: pa.ListArray, prompts, replies) -> pa.ListArray:
+def _with_reply(history: pa.ListArray, prompts: pa.Array, replies: pa.Array) -> pa.ListArray:
     """Each conversation (or, where there is none, the prompt as one user message) followed by
     the assistant's reply."""
     n = len(history)
@@ -461,11 +463,11 @@ def _with_reply(history: pa.ListArray, prompts, replies) -> pa.ListArray:
     position = np.arange(offsets[-1]) - np.repeat(offsets[:-1], own)
     # Values: the earlier messages, then one user message per row, then one reply per row.
     asked = pa.StructArray.from_arrays(
-        [pa.array(["user"] * n, pa.string()), pc.cast(_combined(prompts), pa.string())],
+        [pa.array(["user"] * n, pa.string()), prompts.cast(pa.string())],
         fields=list(message),
     )
     said = pa.StructArray.from_arrays(
-        [pa.array(["assistant"] * n, pa.string()), pc.cast(_combined(replies), pa.string())],
+        [pa.array(["assistant"] * n, pa.string()), replies.cast(pa.string())],
         fields=list(message),
     )
     reply_at = len(earlier) + n + row
@@ -475,10 +477,6 @@ def _with_reply(history: pa.ListArray, prompts, replies) -> pa.ListArray:
     )
     values = pa.concat_arrays([earlier, asked, said]).take(pa.array(take, pa.int64()))
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, type=MESSAGES)
-
-
-def _combined(values):
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def finalize(table: pa.Table, spec, source_versions: dict[str, int]) -> pa.Table:

@@ -24,7 +24,7 @@ from ..lake.spill import Spill
 from ..lake.tables import Lake
 from ..privacy.pii import Detector
 from ..privacy.pipeline import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS
-from ..privacy.sampling import DriftWindow, in_any_window
+from ..privacy.sampling import DriftWindow, drift_windows, in_any_window
 from .builds import (
     FINGERPRINT_KEY,
     build_fingerprint,
@@ -104,7 +104,7 @@ def build_tagged_rows(
         window_hours=cap.window_hours,
     )
     inputs = _Inputs(
-        feedback, capped, exclusions, _windows(drift), weights, policy, detector, versions
+        feedback, capped, exclusions, drift_windows(drift), weights, policy, detector, versions
     )
     changed = None
     if previous.get(SETTINGS_KEY) == settings:
@@ -113,7 +113,7 @@ def build_tagged_rows(
     groups = [changed] if changed is not None else _prompt_groups(lake, PART_ROWS)
 
     labels: Counter[str] = Counter()
-    audits, tagged, upstream_left_out = [], 0, 0
+    audits, tagged, left_out_now = [], 0, 0
     with tempfile.TemporaryDirectory(prefix="flywheel-tagged-") as tmp:
         spill = Spill(Path(tmp) / "tagged_rows.arrow", TAGGED_ROWS.schema)
         for ids in groups:
@@ -121,15 +121,17 @@ def build_tagged_rows(
             # Write-audit-publish: nothing is published unless every part passes its checks.
             audits.append(audit_curated({TAGGED_ROWS.name: out}, detector))
             labels.update(_counts(out["label"]))
-            upstream_left_out += dropped
+            left_out_now += dropped
             tagged += out.num_rows
             spill.write(out)
             del out
-        checks = _combined(audits)
+        checks = _merged_outcomes(audits)
         published = all(c.passed for c in checks)
-        if changed is not None:
-            # The exclusions are unchanged since the last build, and so is what they left out.
-            upstream_left_out = int(previous.get(LEFT_OUT_KEY, "0"))
+        # After an incremental build the exclusions are those of the last build, and so is what
+        # they left out.
+        upstream_left_out = (
+            left_out_now if changed is None else int(previous.get(LEFT_OUT_KEY, "0"))
+        )
         metadata = commit_meta(fingerprint, versions) | {
             SETTINGS_KEY: settings,
             LEFT_OUT_KEY: str(upstream_left_out),
@@ -209,7 +211,7 @@ def _counts(values: pa.ChunkedArray | pa.Array) -> Counter[str]:
     return Counter({x["values"]: x["counts"] for x in pc.value_counts(values).to_pylist()})
 
 
-def _combined(audits: list[list[CheckOutcome]]) -> list[CheckOutcome]:
+def _merged_outcomes(audits: list[list[CheckOutcome]]) -> list[CheckOutcome]:
     """One outcome per check over every part: passed if it passed everywhere, counts summed."""
     out = []
     for same in zip(*audits, strict=True):
@@ -279,7 +281,7 @@ def changed_request_ids(
         ids += [theirs["request_id"], theirs["other_request_id"]]
     if DRIFT_EVENTS.table in new:
         logs = read_or_empty(lake, REDACTED_LOGS, columns=["request_id", "ts"])
-        inside = in_any_window(logs["ts"], _windows(new[DRIFT_EVENTS.table]))
+        inside = in_any_window(logs["ts"], drift_windows(new[DRIFT_EVENTS.table]))
         ids.append(logs["request_id"].filter(inside))
     changed = _unique_ids(ids)
     return pa.concat_arrays([changed, _same_prompt_and_answer(lake, changed)])
@@ -293,12 +295,13 @@ def _same_prompt_and_answer(lake: Lake, changed: pa.Array) -> pa.Array:
     mine = read_or_empty(
         lake, REDACTED_LOGS, pc.field("request_id").isin(changed), ["prompt", "response"]
     )
-    keys = _conflict_key(normalize_text(mine["prompt"]), mine["response"])
+    prompts = normalize_text(mine["prompt"])
+    keys = _conflict_key(prompts, mine["response"])
     tagged = lake.read(TAGGED_ROWS.name, columns=["request_id", "normalized_prompt"])
     if tagged is None or len(keys) == 0:
         return pa.array([], pa.string())
     same_prompt = pc.and_(
-        pc.is_in(tagged["normalized_prompt"], value_set=normalize_text(mine["prompt"])),
+        pc.is_in(tagged["normalized_prompt"], value_set=prompts),
         pc.invert(pc.is_in(tagged["request_id"], value_set=changed)),
     )
     ids = tagged["request_id"].filter(same_prompt)
@@ -333,11 +336,6 @@ def _tag(logs, signals, windows, weights, policy, detector) -> pa.Table:
         tagged.schema.get_field_index("tags"), "tags", pa.array(tags, pa.list_(pa.string()))
     )
     return _with_provenance(tagged)
-
-
-def _windows(drift: pa.Table | None) -> list[DriftWindow]:
-    rows = drift.to_pylist() if drift is not None else []
-    return [DriftWindow.before(e["ts"], e["window_hours"]) for e in rows]
 
 
 def _unique_ids(parts: list) -> pa.Array:

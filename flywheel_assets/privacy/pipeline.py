@@ -33,6 +33,7 @@ from .sampling import (
     KEEP_REASONS,
     DriftWindow,
     SamplingPolicy,
+    drift_windows,
     keep_reasons,
     reason_counts,
 )
@@ -213,7 +214,7 @@ def redact_logs(
     # New interactions are kept, hashed and redacted a piece at a time, so memory follows the
     # piece, not the batch.
     kept_for: Counter[str] = Counter()
-    exclusions = Exclusions.load(lake)
+    exclusions, tombstones = Exclusions.load(lake), Tombstones.load(lake)
     with_feedback, with_annotation = pc.unique(feedback_ids), pc.unique(annotated)
 
     def kept_pieces() -> Iterator[pa.Table]:
@@ -235,7 +236,7 @@ def redact_logs(
             kept = kept.append_column(
                 "session_hash", hash_column(kept["session_id"], key, "session")
             )
-            kept, erased = _drop_erased(lake, kept, key)
+            kept, erased = _drop_erased(tombstones, kept)
             kept, excluded = exclusions.drop(kept, "request_id")
             report.erased_skipped += erased
             report.rolled_back_skipped += excluded
@@ -263,13 +264,13 @@ def _redact_simple(
         return report
     if lake.open(source) is None:
         return report
-    exclusions = Exclusions.load(lake)
+    exclusions, tombstones = Exclusions.load(lake), Tombstones.load(lake)
 
     def pieces() -> Iterator[pa.Table]:
         for rows in lake.scan(source, filter=_batch_filter(before, target), rows=PIECE_ROWS):
             if hash_user:
                 rows = rows.append_column("user_hash", hash_column(rows["user_id"], key, "user"))
-            rows, erased = _drop_erased(lake, rows, key)
+            rows, erased = _drop_erased(tombstones, rows)
             rows, excluded = exclusions.drop(rows, id_column)
             report.erased_skipped += erased
             report.rolled_back_skipped += excluded
@@ -298,9 +299,9 @@ def _write(
                 "_redacted_at", pa.array([redacted_at] * redacted.num_rows, TIMESTAMP)
             )
             found.update(_sum_counts(redacted["pii_counts"]))
-            # Exactly the target schema: raw-only columns (user_id, session_id, provenance) are
-            # left behind.
-            spill.write(redacted.select(spec.schema.names).cast(spec.schema))
+            # The spill keeps exactly the target schema: raw-only columns (user_id, session_id,
+            # provenance) are left behind.
+            spill.write(redacted)
         report.pii_found = {k: v for k, v in found.items() if v}
         report.rows_written = spill.rows
         report.committed = lake.append(
@@ -314,8 +315,7 @@ def _write(
         )
 
 
-def _drop_erased(lake: Lake, rows: pa.Table, key: bytes) -> tuple[pa.Table, int]:
-    tombstones = Tombstones.load(lake)
+def _drop_erased(tombstones: Tombstones, rows: pa.Table) -> tuple[pa.Table, int]:
     if tombstones.empty or rows.num_rows == 0:
         return rows, 0
     erased = pc.is_in(rows["request_id"], value_set=tombstones.request_ids)
@@ -349,9 +349,7 @@ def _drift_windows(lake: Lake, upto: int, since: int = 0) -> list[DriftWindow]:
         columns=["ts", "window_hours"],
         filter=_batch_filter(since, upto),
     )
-    if events is None:
-        return []
-    return [DriftWindow.before(e["ts"], e["window_hours"]) for e in events.to_pylist()]
+    return drift_windows(events)
 
 
 def _sum_counts(counts: pa.ChunkedArray) -> dict[str, int]:

@@ -85,6 +85,12 @@ def _value_counts(arr: pa.Array) -> tuple[list, list]:
     return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
 
 
+def drift_windows(events: pa.Table | None) -> list[DriftWindow]:
+    """The window before each drift event (`ts`, `window_hours`)."""
+    rows = events.select(["ts", "window_hours"]).to_pylist() if events is not None else []
+    return [DriftWindow.before(e["ts"], e["window_hours"]) for e in rows]
+
+
 def in_any_window(ts: pa.ChunkedArray | pa.Array, windows: list[DriftWindow]) -> pa.Array:
     """True where a timestamp falls inside any of the windows."""
     hit = pa.repeat(False, len(ts))
