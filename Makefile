@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 DAGSTER_HOME := $(CURDIR)/.dagster_home
+SOURCES := flywheel_assets flywheel_tests benchmarks client
 # Runs from `make run` are recorded where `make ui` shows them.
 run ui: export DAGSTER_HOME := $(DAGSTER_HOME)
 # The sample has about 870 curated training rows: the demo retrains on them (production: 5000).
@@ -16,8 +17,8 @@ run: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/flywheel run
 
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check flywheel_assets flywheel_tests
-	$(BIN)/ruff format --check flywheel_assets flywheel_tests
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/python -m pytest
 
 ui: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
@@ -25,26 +26,26 @@ ui: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 
 # N interactions (default 1,000,000): Flywheel against the I/O floor and the textbook implementation.
 bench: $(VENV)/.installed
-	$(BIN)/python -m flywheel_assets.bench $(if $(N),--n $(N)) --json bench.json
+	$(BIN)/python -m benchmarks.pipeline $(if $(N),--n $(N)) --json bench.json
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check flywheel_assets flywheel_tests
-	$(BIN)/ruff format --check flywheel_assets flywheel_tests
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 
 format: $(VENV)/.installed-test
-	$(BIN)/ruff format flywheel_assets flywheel_tests
-	$(BIN)/ruff check --fix flywheel_assets flywheel_tests
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 # The training extra (retrain_job, `flywheel retrain`) pins torch to the CPU wheel; see pyproject.toml.
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) -e '.[train,collector]'
+$(VENV)/.installed: pyproject.toml client/pyproject.toml | $(VENV)/bin/python
+	$(PIP) -e ./client -e '.[train,collector]'
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
-	$(PIP) -e '.[test,train,collector,deploy]'
+$(VENV)/.installed-test: pyproject.toml client/pyproject.toml | $(VENV)/bin/python
+	$(PIP) -e ./client -e '.[test,train,collector,deploy]'
 	touch $@ $(VENV)/.installed
 
 $(DAGSTER_HOME)/dagster.yaml:

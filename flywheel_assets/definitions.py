@@ -4,16 +4,20 @@ import dagster as dg
 
 from .curation import defs as curation
 from .ingest import defs as ingest
+from .monitoring import defs as monitoring
 from .operations import defs as operations
 from .privacy import defs as privacy
-from .resources import LakeResource, LandingResource, PrivacyResource, TrainingResource
+from .privacy.resources import PrivacyResource
+from .resources import LakeResource, LandingResource
 from .training import defs as training
+from .training.resources import TrainingResource
 from .versioning import defs as versioning
 
 defs = dg.Definitions.merge(
     ingest.defs,
     privacy.defs,
     curation.defs,
+    monitoring.defs,
     training.defs,
     versioning.defs,
     operations.defs,

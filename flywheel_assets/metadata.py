@@ -1,5 +1,6 @@
-"""Materialization metadata every Delta asset reports: version, rows, rows added, table URI, and
-for tables of redacted text a preview of a few rows."""
+"""What every Delta asset says in Dagster: its description, group and column schema from the
+catalog, and on each materialization its version, rows, rows added, table URI and, for tables of
+redacted text, a preview of a few rows."""
 
 from __future__ import annotations
 
@@ -7,22 +8,23 @@ import dagster as dg
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from . import catalog
 from .lake.tables import Lake, table_stats
 
-# Shown in the UI: only tables whose text went through redaction, never the raw ones.
-PREVIEW_COLUMNS = {
-    "redacted_logs": ["request_id", "keep_reason", "prompt", "response"],
-    "redacted_feedback": ["feedback_id", "request_id", "kind", "correction"],
-    "redacted_annotations": ["annotation_id", "request_id", "verdict", "correction"],
-    "tagged_rows": ["request_id", "label", "confidence", "tags", "prompt"],
-    "eval_cases": ["case_id", "kind", "holdout", "input", "expected"],
-    "review_queue": ["request_id", "reason", "prompt", "response"],
-    "sft_set": ["example_id", "target_source", "prompt", "completion"],
-    "dpo_set": ["pair_id", "similarity", "prompt", "chosen", "rejected"],
-    "kto_set": ["example_id", "label", "prompt", "completion"],
-}
 PREVIEW_ROWS = 5
 PREVIEW_CELL_CHARS = 80
+
+
+def asset_args(table: str) -> dict:
+    """What the catalog fixes for a Delta asset: what one row is, its stage's group, its kind and
+    its column schema. Pass the name (or key) beside it."""
+    entry = catalog.table(table)
+    return {
+        "description": entry.description,
+        "group_name": entry.stage,
+        "kinds": {"delta"},
+        "metadata": {"dagster/column_schema": column_schema(entry.schema)},
+    }
 
 
 def table_metadata(lake: Lake, table: str, rows_before: int, **extra) -> dict:
@@ -35,8 +37,9 @@ def table_metadata(lake: Lake, table: str, rows_before: int, **extra) -> dict:
         "rows_added": rows - rows_before,
         "table_uri": dg.MetadataValue.path(lake.uri(table)),
     }
-    if table in PREVIEW_COLUMNS and rows:
-        metadata["preview"] = dg.MetadataValue.md(preview_markdown(dt, PREVIEW_COLUMNS[table]))
+    preview = catalog.table(table).preview
+    if preview and rows:
+        metadata["preview"] = dg.MetadataValue.md(preview_markdown(dt, list(preview)))
     return {**metadata, **extra}
 
 

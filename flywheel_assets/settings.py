@@ -1,8 +1,12 @@
-"""Where the landing zone and the lake are: the one place the environment is read."""
+"""The environment, read in one place, and the one way to open the lake from settings."""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
+
+from .lake.tables import Lake
 
 DEFAULT_LANDING = "data/landing"
 DEFAULT_LAKE = "data/lake"
@@ -14,6 +18,46 @@ def landing_root(configured: str | None = None) -> str:
 
 def lake_root(configured: str | None = None) -> str:
     return configured or os.environ.get("FLYWHEEL_LAKE") or DEFAULT_LAKE
+
+
+STORAGE_OPTIONS_ENV = "FLYWHEEL_STORAGE_OPTIONS"
+
+
+def storage_options(configured: Mapping[str, str] | None = None) -> dict[str, str]:
+    """deltalake storage options: configured, else $FLYWHEEL_STORAGE_OPTIONS (a JSON object of
+    strings), else none."""
+    if configured:
+        return dict(configured)
+    value = os.environ.get(STORAGE_OPTIONS_ENV)
+    if not value:
+        return {}
+    try:
+        options = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{STORAGE_OPTIONS_ENV} is not JSON: {exc}") from None
+    if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
+        raise ValueError(f"{STORAGE_OPTIONS_ENV} must be a JSON object of strings")
+    return options
+
+
+def open_lake(
+    root: str | None = None,
+    *,
+    options: Mapping[str, str] | None = None,
+    window_days: int | None = None,
+    commit_info: Mapping[str, str] | None = None,
+) -> Lake:
+    """The lake from settings: each value as given, else from the environment, else the default.
+
+    The lake resource and every CLI command open the lake here, so a table first created from
+    either gets the same rollback window and reaches the same object store.
+    """
+    return Lake(
+        lake_root(root),
+        storage_options(options) or None,
+        commit_info=commit_info,
+        retention_days=rollback_window_days(window_days),
+    )
 
 
 DEFAULT_RETRAIN_MIN_PAIRS = 5000

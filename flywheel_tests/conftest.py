@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from flywheel_assets.ingest.landing import LandingZone
+from flywheel_assets.contract.landing import LandingZone
 from flywheel_assets.lake.tables import Lake
 
 # In CI the property tests replay the same examples every run, so a failure is reproducible, never

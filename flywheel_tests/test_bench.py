@@ -18,7 +18,7 @@ def test_the_benchmark_runs_end_to_end_and_reports_every_figure(tmp_path):
         [
             sys.executable,
             "-m",
-            "flywheel_assets.bench",
+            "benchmarks.pipeline",
             "--n",
             "3000",
             "--detector-mb",

@@ -12,8 +12,8 @@ import uuid
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
+from flywheel_client import FlywheelClient
 
-from flywheel_assets.client import FlywheelClient
 from flywheel_assets.collector.server import free_port, landed_records, start_collector
 
 from .conftest import feedback, interaction
@@ -178,7 +178,7 @@ def test_the_command_refuses_to_start_without_a_token(tmp_path):
 
 
 def test_the_load_test_lands_every_acknowledged_record(tmp_path):
-    from flywheel_assets.collector.loadtest import run_load
+    from benchmarks.collector_load import run_load
 
     result = run_load(tmp_path / "landing", seconds=2.0, threads=4, batch=20)
     assert result.acknowledged > 0

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from flywheel_assets.ingest.contract import (
+from flywheel_assets.contract.records import (
     ANNOTATIONS,
     DRIFT_EVENTS,
     FEEDBACK,

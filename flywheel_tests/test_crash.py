@@ -12,16 +12,17 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from flywheel_assets.ingest.landing import LandingZone
-from flywheel_assets.ingest.pipeline import LEDGER_TABLE, ingest_landing
+from flywheel_assets.catalog.raw import LEDGER
+from flywheel_assets.contract.landing import LandingZone
+from flywheel_assets.ingest.pipeline import ingest_landing
 from flywheel_assets.lake.tables import Lake
 
 from .conftest import feedback, interaction, write_lines
 
-TABLES = ["raw_logs", "raw_feedback", "quarantine", LEDGER_TABLE]
+TABLES = ["raw_logs", "raw_feedback", "quarantine", LEDGER.name]
 INGEST = """
 import sys
-from flywheel_assets.ingest.landing import LandingZone
+from flywheel_assets.contract.landing import LandingZone
 from flywheel_assets.ingest.pipeline import IngestSettings, ingest_landing
 from flywheel_assets.lake.tables import Lake
 ingest_landing(LandingZone(sys.argv[1]), Lake(sys.argv[2]),
@@ -52,7 +53,7 @@ def reference(landing, tmp_path_factory) -> dict:
 
 
 def content(lake: Lake) -> dict:
-    ledger = lake.read(LEDGER_TABLE)
+    ledger = lake.read(LEDGER.name)
     done = ledger.filter(pc.equal(ledger["status"], "done"))
     ledger_cols = ["path", "lines_read", "valid", "quarantined", "duplicates"]
     return {

@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pytest
 from rapidfuzz.distance import Levenshtein
 
+from flywheel_assets.contract.landing import LandingZone
 from flywheel_assets.curation.datasets import CurationPolicy, curate
 from flywheel_assets.curation.normalize import normalize_text
 from flywheel_assets.curation.pipeline import (
@@ -20,7 +21,6 @@ from flywheel_assets.curation.pipeline import (
 )
 from flywheel_assets.curation.quality import holdout_leaks
 from flywheel_assets.curation.signals import SignalWeights
-from flywheel_assets.ingest.landing import LandingZone
 from flywheel_assets.ingest.pipeline import ingest_landing
 from flywheel_assets.lake.tables import Lake
 from flywheel_assets.privacy.sampling import SamplingPolicy

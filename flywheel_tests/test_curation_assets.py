@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from flywheel_assets.definitions import defs
-from flywheel_assets.sample.generator import write_sample_landing
+from flywheel_assets.sample import write_sample_landing
 
 from .test_assets import materializations
 from .test_cli import flywheel, parse_table

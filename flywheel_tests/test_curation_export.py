@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from flywheel_assets.catalog.curated import DPO_SET, EVAL_CASES, KTO_SET, SFT_SET
 from flywheel_assets.curation.export import (
     EXPORTABLE,
     ExportFormat,
@@ -17,7 +18,6 @@ from flywheel_assets.curation.export import (
     export_rows,
     export_table,
 )
-from flywheel_assets.curation.schemas import DPO_SET, EVAL_CASES, KTO_SET, SFT_SET
 from flywheel_assets.lake.tables import Lake, TableSpec
 
 # No network here: datasets and transformers must not try the Hub.

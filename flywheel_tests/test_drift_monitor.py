@@ -1,5 +1,5 @@
 """The drift monitor: negative-feedback rate per model version over a rolling window, and the drift
-events it lands for ingestion."""
+events it stores in drift_events through ingestion's validation and ledger."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import json
 from datetime import date, timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from flywheel_assets.curation.metrics import FEEDBACK_METRICS
-from flywheel_assets.ingest.landing import LandingZone
-from flywheel_assets.ingest.pipeline import ingest_landing
-from flywheel_assets.training.drift import MonitorPolicy, monitor, rolling_negative_rate
+from flywheel_assets.catalog.curated import FEEDBACK_METRICS
+from flywheel_assets.contract.records import DRIFT_EVENTS
+from flywheel_assets.ingest.pipeline import ingest_records
+from flywheel_assets.monitoring.monitor import MonitorPolicy, monitor, rolling_negative_rate
 
 END = date(2026, 11, 20)
 
@@ -44,45 +45,72 @@ def test_the_threshold_is_exclusive_and_small_samples_are_not_judged():
     assert out == {"a": False, "b": False}
 
 
-def test_a_breach_lands_one_drift_event_that_ingest_stores_once(lake, landing_dir):
+def store_in(lake):
+    """What the drift_monitor asset passes: ingestion of the events as one batch."""
+
+    def store(events: list[dict]) -> int:
+        report = ingest_records(lake, DRIFT_EVENTS, events, source="_drift_monitor/test.jsonl")
+        return report.totals()["valid"]
+
+    return store
+
+
+def test_a_breach_stores_one_drift_event_through_ingestion(lake):
     lake.overwrite(FEEDBACK_METRICS, metrics([(0, "a", 100, 40), (1, "b", 100, 5)]))
-    zone = LandingZone(str(landing_dir))
 
-    report = monitor(lake, zone, MonitorPolicy())
+    report = monitor(lake, MonitorPolicy(), store_in(lake))
 
-    assert report.committed and report.breaches == {"a": 0.4}
-    (line,) = report.events
-    event = json.loads(line)
+    assert report.committed and report.breaches == {"a": 0.4} and report.stored == 1
+    (event,) = report.events
     assert event["event_id"] == "drift-monitor-a-20261120"
     assert (event["metric"], event["value"], event["window_hours"]) == (
         "negative_feedback_rate",
         0.4,
         168.0,
     )
-    assert (landing_dir / report.landing_file).exists()
-    ingest_landing(zone, lake)
     drift = lake.read("drift_events").to_pylist()
     assert [d["event_id"] for d in drift] == ["drift-monitor-a-20261120"]
     assert json.loads(drift[0]["extra"])["model_version"] == "a"
+    assert drift[0]["_source_file"] == "_drift_monitor/test.jsonl"
+    # Ingested as a batch of its own: the ledger accounts for it like a landing file.
+    (done,) = lake.read("ingest_ledger").filter(pc.field("status") == "done").to_pylist()
+    assert (done["stream"], done["lines_read"], done["valid"]) == ("drift_events", 1, 1)
+    assert drift[0]["_ingest_batch"] == done["batch"]
 
 
-def test_unchanged_metrics_commit_nothing_and_a_known_event_is_not_repeated(lake, landing_dir):
+def test_an_invalid_event_is_quarantined_not_stored(lake):
+    bad = {"event_id": "e-bad", "ts": "not a time", "metric": "m", "value": 1.0, "threshold": 0.5}
+    report = ingest_records(lake, DRIFT_EVENTS, [bad], source="_drift_monitor/bad.jsonl")
+    assert report.totals()["quarantined"] == 1 and report.totals()["valid"] == 0
+    (row,) = lake.read("quarantine").to_pylist()
+    assert (row["reason_code"], row["source_file"]) == ("bad_ts", "_drift_monitor/bad.jsonl")
+
+
+def test_unchanged_metrics_commit_nothing_and_a_known_event_is_not_repeated(lake):
     lake.overwrite(FEEDBACK_METRICS, metrics([(0, "a", 100, 40)]))
-    zone = LandingZone(str(landing_dir))
-    monitor(lake, zone, MonitorPolicy())
+    monitor(lake, MonitorPolicy(), store_in(lake))
     version = lake.stats("drift_monitor").version
 
-    assert not monitor(lake, zone, MonitorPolicy()).committed
+    assert not monitor(lake, MonitorPolicy(), store_in(lake)).committed
     assert lake.stats("drift_monitor").version == version
 
     # New metrics for the same window end: evaluated again, but the event exists already.
     lake.overwrite(FEEDBACK_METRICS, metrics([(0, "a", 100, 50)]))
-    again = monitor(lake, zone, MonitorPolicy())
+    again = monitor(lake, MonitorPolicy(), store_in(lake))
     assert again.committed and again.events == []
-    assert len(list((landing_dir / "drift_events").iterdir())) == 1
+    assert lake.read("drift_events").num_rows == 1
 
 
-def test_no_metrics_yet_evaluates_nothing(lake, landing_dir):
-    report = monitor(lake, LandingZone(str(landing_dir)), MonitorPolicy())
+def test_a_repeated_event_is_stored_once(lake):
+    event = {"event_id": "e-1", "ts": "2026-11-20T00:00:00+00:00", "metric": "m"}
+    event.update(value=1.0, threshold=0.5)
+    ingest_records(lake, DRIFT_EVENTS, [event], source="_drift_monitor/one.jsonl")
+    again = ingest_records(lake, DRIFT_EVENTS, [event], source="_drift_monitor/two.jsonl")
+    assert again.totals()["duplicates"] == 1
+    assert lake.read("drift_events").num_rows == 1
+
+
+def test_no_metrics_yet_evaluates_nothing(lake):
+    report = monitor(lake, MonitorPolicy(), store_in(lake))
     assert report.breaches == {} and report.events == []
     assert lake.read("drift_monitor").num_rows == 0

@@ -13,11 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from flywheel_assets.ingest.landing import LandingZone
+from flywheel_assets.catalog.governance import TOMBSTONES
+from flywheel_assets.contract.landing import LandingZone
+from flywheel_assets.governance.hashing import keyed_hash
+from flywheel_assets.governance.tombstones import Tombstones
 from flywheel_assets.ingest.pipeline import ingest_landing
 from flywheel_assets.lake.tables import Lake
-from flywheel_assets.privacy.erasure import TOMBSTONES_TABLE, Tombstones, erase_user
-from flywheel_assets.privacy.hashing import keyed_hash
+from flywheel_assets.privacy.erasure import erase_user
 from flywheel_assets.privacy.retention import LandingAction, expire_raw
 from flywheel_assets.privacy.sampling import SamplingPolicy
 
@@ -147,7 +149,7 @@ def test_no_file_anywhere_in_the_lake_holds_the_user(erased_lake):
     lake, _, _ = erased_lake
     root = Path(lake.root)
     # The tombstone holds the keyed hash by design; every other file must hold nothing of the user.
-    parquet = [p for p in root.rglob("*.parquet") if TOMBSTONES_TABLE not in p.parts]
+    parquet = [p for p in root.rglob("*.parquet") if TOMBSTONES.name not in p.parts]
     assert parquet
     for path in parquet:
         assert user_rows(pq.read_table(path)) == 0, path
@@ -158,7 +160,7 @@ def test_no_file_anywhere_in_the_lake_holds_the_user(erased_lake):
 
 def test_a_tombstone_holds_the_hash_never_the_raw_id(erased_lake):
     lake, _, _ = erased_lake
-    rows = lake.read(TOMBSTONES_TABLE).to_pylist()
+    rows = lake.read(TOMBSTONES.name).to_pylist()
     assert len(rows) == 1
     assert rows[0]["user_hash"] == keyed_hash(USER, KEY, "user")
     assert rows[0]["reason"] == "ticket 7"

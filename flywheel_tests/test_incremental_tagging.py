@@ -9,18 +9,18 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from flywheel_assets.catalog.redacted import REDACTED_FEEDBACK, REDACTED_LOGS
+from flywheel_assets.contract.landing import LandingZone
 from flywheel_assets.curation.datasets import CurationPolicy
 from flywheel_assets.curation.pipeline import build_curated_sets
 from flywheel_assets.curation.signals import SignalWeights
 from flywheel_assets.curation.tagging import FeedbackCap, build_tagged_rows
-from flywheel_assets.ingest.landing import LandingZone
 from flywheel_assets.ingest.pipeline import ingest_landing
 from flywheel_assets.lake.maintenance import maintain
 from flywheel_assets.lake.tables import Lake
 from flywheel_assets.privacy.erasure import erase_user
-from flywheel_assets.privacy.pipeline import REDACTED_FEEDBACK, REDACTED_LOGS
 from flywheel_assets.privacy.sampling import SamplingPolicy
-from flywheel_assets.sample.generator import write_sample_landing
+from flywheel_assets.sample import write_sample_landing
 
 from .conftest import drift_event, feedback, interaction
 from .test_curation import Flywheel

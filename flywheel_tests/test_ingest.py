@@ -10,14 +10,10 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import write_deltalake
 
-from flywheel_assets.ingest.contract import INTERACTIONS, Reason
-from flywheel_assets.ingest.landing import LandingZone
-from flywheel_assets.ingest.pipeline import (
-    LEDGER_TABLE,
-    IngestSettings,
-    ingest_landing,
-    new_landing_files,
-)
+from flywheel_assets.catalog.raw import LEDGER
+from flywheel_assets.contract.landing import LandingZone
+from flywheel_assets.contract.records import INTERACTIONS, Reason
+from flywheel_assets.ingest.pipeline import IngestSettings, ingest_landing, new_landing_files
 
 from .conftest import feedback, interaction, write_lines
 
@@ -79,7 +75,7 @@ def test_every_kind_of_bad_line_is_quarantined_and_every_line_counted(zone, lake
 def test_replay_adds_nothing_and_commits_nothing(zone, lake, landing_dir):
     write_lines(landing_dir, "interactions/a.jsonl", BAD_LINES)
     ingest_landing(zone, lake)
-    versions = {t: lake.stats(t).version for t in ["raw_logs", "quarantine", LEDGER_TABLE]}
+    versions = {t: lake.stats(t).version for t in ["raw_logs", "quarantine", LEDGER.name]}
 
     again = ingest_landing(zone, lake)
 
@@ -219,7 +215,7 @@ def test_small_chunks_and_batches_give_the_same_tables(tmp_path, landing_dir):
 
 
 def lake_counts(lake) -> dict:
-    ledger = lake.read(LEDGER_TABLE)
+    ledger = lake.read(LEDGER.name)
     done = ledger.filter(pc.equal(ledger["status"], "done"))
     return {
         c: pc.sum(done[c]).as_py() for c in ["lines_read", "valid", "quarantined", "duplicates"]
@@ -340,7 +336,7 @@ def test_missing_planned_file_is_recorded_not_fatal(zone, lake, landing_dir, str
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_the_sample_landing_is_ingested_exactly_as_its_manifest_says(tmp_path, seed):
     from flywheel_assets.lake.tables import Lake
-    from flywheel_assets.sample.generator import write_sample_landing
+    from flywheel_assets.sample import write_sample_landing
 
     manifest = write_sample_landing(tmp_path / "landing", n_interactions=600, seed=seed)
     report = ingest_landing(LandingZone(str(tmp_path / "landing")), Lake(str(tmp_path / "lake")))

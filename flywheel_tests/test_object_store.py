@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from flywheel_assets.collector.server import start_collector
-from flywheel_assets.ingest.landing import LandingZone
+from flywheel_assets.contract.landing import LandingZone
 from flywheel_assets.lake.maintenance import maintain
 from flywheel_assets.lake.tables import Lake, TableSpec
 from flywheel_assets.lake.versions import history

@@ -10,15 +10,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from flywheel_assets.ingest.landing import LandingZone
+from flywheel_assets.catalog.redacted import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS
+from flywheel_assets.contract.landing import LandingZone
+from flywheel_assets.governance.hashing import DevelopmentKeyWarning, hash_column, load_key
 from flywheel_assets.ingest.pipeline import ingest_landing
 from flywheel_assets.lake.tables import Lake
-from flywheel_assets.privacy.hashing import DevelopmentKeyWarning, hash_column, load_key
 from flywheel_assets.privacy.pii import Detector
 from flywheel_assets.privacy.pipeline import (
-    REDACTED_ANNOTATIONS,
-    REDACTED_FEEDBACK,
-    REDACTED_LOGS,
     TEXT_COLUMNS,
     ingested_watermark,
     redact_annotations,
@@ -27,7 +25,7 @@ from flywheel_assets.privacy.pipeline import (
 )
 from flywheel_assets.privacy.redact import residual_pii
 from flywheel_assets.privacy.sampling import SamplingPolicy
-from flywheel_assets.sample.generator import write_sample_landing
+from flywheel_assets.sample import write_sample_landing
 
 from .conftest import drift_event, feedback, interaction, write_lines
 
@@ -112,7 +110,7 @@ def test_user_hash_is_keyed_and_stable():
 
 
 def test_missing_key_falls_back_loudly_and_short_keys_are_refused(monkeypatch):
-    from flywheel_assets.privacy import hashing
+    from flywheel_assets.governance import hashing
 
     monkeypatch.delenv("FLYWHEEL_TEST_KEY", raising=False)
     monkeypatch.setattr(hashing, "_warned", set())

@@ -10,7 +10,7 @@ import pytest
 from deltalake import write_deltalake
 
 from flywheel_assets.definitions import defs
-from flywheel_assets.sample.generator import write_sample_landing
+from flywheel_assets.sample import write_sample_landing
 
 from .conftest import feedback, interaction, write_lines
 from .test_assets import materializations, run_job
@@ -170,7 +170,7 @@ def test_a_bad_patterns_file_fails_the_run_with_a_clear_reason(
     patterns.write_text(content)
     monkeypatch.setenv("FLYWHEEL_PII_PATTERNS", str(patterns))
     write_lines(landing_dir, "feedback/a.jsonl", [feedback("f1", "r1")])
-    from flywheel_assets.runner import RunFailed, run_assets
+    from flywheel_assets.cli.runner import RunFailed, run_assets
 
     with pytest.raises(RunFailed, match=message):
         run_assets(

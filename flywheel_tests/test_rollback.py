@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from flywheel_assets.curation.schemas import SFT_SET
-from flywheel_assets.lake.exclusions import Exclusions
+from flywheel_assets.catalog.curated import SFT_SET
+from flywheel_assets.governance.exclusions import Exclusions
+from flywheel_assets.governance.hashing import keyed_hash
 from flywheel_assets.lake.versions import history, oldest_restorable
 from flywheel_assets.privacy.erasure import erase_user
-from flywheel_assets.privacy.hashing import keyed_hash
 from flywheel_assets.training.registry import CANDIDATE, Registry
 from flywheel_assets.versioning.rollback import RollbackError, readmit, rollback_table
 

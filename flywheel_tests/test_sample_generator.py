@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from flywheel_assets.sample.generator import (
+from flywheel_assets.sample import (
     DEFAULT_START,
     FEEDBACK_KINDS,
     FEEDBACK_REASONS,
@@ -431,7 +431,7 @@ def test_pii_and_lookalikes(landing: Landing) -> None:
 
 
 def test_pii_helpers_produce_valid_checksums() -> None:
-    from flywheel_assets.sample.generator import iban_check_digits, luhn_check_digit
+    from flywheel_assets.sample import iban_check_digits, luhn_check_digit
 
     assert luhn_check_digit("424242424242424") == "2"
     assert iban_check_digits("GB", "WEST12345698765432") == "82"

@@ -7,8 +7,8 @@ import json
 import dagster as dg
 import pytest
 
+from flywheel_assets.contract.landing import LandingZone
 from flywheel_assets.definitions import defs
-from flywheel_assets.ingest.landing import LandingZone
 from flywheel_assets.ingest.pipeline import ingest_landing
 from flywheel_assets.ingest.sensors import landing_sensor
 from flywheel_assets.resources import LakeResource, LandingResource

@@ -9,11 +9,12 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from flywheel_assets.curation.schemas import TAGGED_ROWS
+from flywheel_assets.catalog.curated import TAGGED_ROWS
+from flywheel_assets.contract.landing import LandingZone
 from flywheel_assets.definitions import defs
-from flywheel_assets.ingest.landing import LandingZone
 from flywheel_assets.ingest.pipeline import ingest_landing
-from flywheel_assets.resources import LakeResource, TrainingResource
+from flywheel_assets.resources import LakeResource
+from flywheel_assets.training.resources import TrainingResource
 from flywheel_assets.training.sensors import curated_pairs_sensor, drift_sensor
 from flywheel_assets.training.snapshot import take_snapshot
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from flywheel_assets.collector.server import free_port
-from flywheel_assets.sample.generator import write_sample_landing
+from flywheel_assets.sample import write_sample_landing
 
 from .conftest import TEST_HASH_KEY
 from .test_cli import ROOT, flywheel
@@ -111,7 +111,7 @@ def test_graphql_draws_the_lineage_in_the_flywheels_groups(webserver):
     for upstream, downstream in LINEAGE:
         assert upstream in deps[downstream], f"{upstream} -> {downstream} is not drawn"
     groups = {n["groupName"] for n in nodes}
-    assert groups == {"ingest", "privacy", "curation", "training", "operations"}
+    assert groups == {"ingest", "privacy", "curation", "monitoring", "training", "versioning"}
     for name, node in by_name.items():
         assert node["description"], f"{name} has no description"
         for check in node["assetChecksOrError"].get("checks", []):
@@ -182,8 +182,8 @@ def test_the_asset_graph_renders_in_a_real_browser(webserver, tmp_path):
         groups = _render(flags, f"{webserver}/asset-groups")
         lineage_page = f"{webserver}/assets/model_registry?view=lineage&lineageScope=upstream"
         lineage = _render(flags, f"{lineage_page}&lineageDepth=10", screenshot=shot)
-    # The global lineage: the five groups, collapsed.
-    for group in ("ingest", "privacy", "curation", "training", "operations"):
+    # The global lineage: every group, collapsed.
+    for group in ("ingest", "privacy", "curation", "monitoring", "training", "versioning"):
         assert f">{group}<" in groups, f"group {group} is not drawn on /asset-groups"
     # Everything model_registry was built from, one box per asset.
     for _, name in [(None, "raw_logs"), *LINEAGE]:

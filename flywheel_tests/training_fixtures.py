@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from flywheel_assets.curation.schemas import DPO_SET, EVAL_CASES, KTO_SET, SFT_SET
+from flywheel_assets.catalog.curated import DPO_SET, EVAL_CASES, KTO_SET, SFT_SET
 from flywheel_assets.lake.tables import Lake
 from flywheel_assets.training.registry import ModelRecord
 

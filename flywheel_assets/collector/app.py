@@ -18,8 +18,8 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ..ingest.contract import STREAMS_BY_NAME, Rejection, validate_record
-from ..ingest.landing import LandingZone
+from ..contract.landing import LandingZone
+from ..contract.records import STREAMS_BY_NAME, Rejection, validate_record
 from .idempotency import IdempotencyStore
 from .writer import LandingWriter, WriterSettings
 

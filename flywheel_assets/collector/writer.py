@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..ingest.landing import LandingZone
+from ..contract.landing import LandingZone
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Curation: tags, eval cases, the review queue, the SFT, DPO and KTO sets, feedback metrics."""

@@ -3,13 +3,20 @@
 import dagster as dg
 from pydantic import Field
 
-from ..ingest.contract import DRIFT_EVENTS, INTERACTIONS
-from ..metadata import column_schema, rows_now, table_metadata, version_of
-from ..privacy.pipeline import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS
-from ..resources import LakeResource, PrivacyResource
+from ..catalog.curated import (
+    FEEDBACK_METRICS,
+    KTO_SET,
+    REVIEW_QUEUE,
+    TAGGED_ROWS,
+)
+from ..catalog.redacted import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS
+from ..contract.records import DRIFT_EVENTS, INTERACTIONS
+from ..metadata import asset_args, rows_now, table_metadata, version_of
+from ..privacy.resources import PrivacyResource
+from ..resources import LakeResource
 from .checks import check_results, check_specs, failure_message
 from .datasets import CurationPolicy
-from .metrics import FEEDBACK_METRICS, MetricThresholds, breaches, chart_markdown, overall
+from .metrics import MetricThresholds, breaches, chart_markdown, overall
 from .pipeline import (
     CURATED,
     FeedbackCap,
@@ -18,10 +25,8 @@ from .pipeline import (
     build_tagged_rows,
 )
 from .safety import SafetyPolicy
-from .schemas import DPO_SET, EVAL_CASES, KTO_SET, REVIEW_QUEUE, SFT_SET, TAGGED_ROWS
 from .signals import SignalWeights
 
-GROUP = "curation"
 TAGGED_CHECKS = check_specs([TAGGED_ROWS.name])
 CURATED_CHECKS = check_specs([spec.name for spec in CURATED])
 
@@ -100,19 +105,13 @@ class CurationConfig(dg.Config):
 
 @dg.asset(
     name=TAGGED_ROWS.name,
+    **asset_args(TAGGED_ROWS.name),
     deps=[
         REDACTED_LOGS.name,
         REDACTED_FEEDBACK.name,
         REDACTED_ANNOTATIONS.name,
         DRIFT_EVENTS.table,
     ],
-    group_name=GROUP,
-    kinds={"delta"},
-    description="One row per kept interaction (request_id) with its feedback and annotations "
-    "folded in: tags (user_positive, user_negative, corrected, edited, compared, low_confidence, "
-    "drift_window, conflict, safety_flag, over_cap and operator tags), a label "
-    "(positive / negative / unknown) with a confidence, and the best correction.",
-    metadata={"dagster/column_schema": column_schema(TAGGED_ROWS.schema)},
     check_specs=TAGGED_CHECKS,
 )
 def tagged_rows(
@@ -149,35 +148,12 @@ def tagged_rows(
     )
 
 
-_SET_DESCRIPTIONS = {
-    EVAL_CASES.name: "One row per eval case (case_id): golden cases (positive, uncorrected "
-    "answers that must keep working) and regression cases (negative answers with a correction: "
-    "expected = the corrected text), with a deterministic holdout flag.",
-    REVIEW_QUEUE.name: "One row per interaction waiting for a human (request_id), with the reason: "
-    "negative without correction, conflict, unsafe training target, or over-cap feedback. It "
-    "leaves the queue when an operator annotates it with a correction or a verdict.",
-    SFT_SET.name: "One row per SFT example (example_id): chat messages whose last turn is the "
-    "assistant's good or corrected answer; one per near-duplicate prompt, a correction winning.",
-    DPO_SET.name: "One row per preference pair (pair_id): prompt, chosen, rejected and their "
-    "similarity, from corrections, edits and side-by-side comparisons.",
-    KTO_SET.name: "One row per unpaired example (example_id): prompt, completion and whether it "
-    "is desirable (TRL's KTO format).",
-}
-
-
 @dg.multi_asset(
     name="curated_sets",
     description="Builds eval cases, the review queue and the SFT, DPO and KTO training sets from "
     "tagged_rows, behind the safety circuit breaker, the per-user caps and the holdout.",
     specs=[
-        dg.AssetSpec(
-            spec.name,
-            deps=[TAGGED_ROWS.name],
-            description=_SET_DESCRIPTIONS[spec.name],
-            group_name=GROUP,
-            kinds={"delta"},
-            metadata={"dagster/column_schema": column_schema(spec.schema)},
-        )
+        dg.AssetSpec(spec.name, deps=[TAGGED_ROWS.name], **asset_args(spec.name))
         for spec in CURATED
     ],
     check_specs=CURATED_CHECKS,
@@ -236,12 +212,8 @@ METRIC_CHECKS = ("positive_rate_healthy", "correction_rate_healthy", "safety_fla
 
 @dg.asset(
     name=FEEDBACK_METRICS.name,
+    **asset_args(FEEDBACK_METRICS.name),
     deps=[TAGGED_ROWS.name, INTERACTIONS.table],
-    group_name=GROUP,
-    kinds={"delta"},
-    description="One row per day and model_version: interactions logged, feedback collection "
-    "rate, positive, negative and correction rates, and the safety flag rate.",
-    metadata={"dagster/column_schema": column_schema(FEEDBACK_METRICS.schema)},
     check_specs=[
         dg.AssetCheckSpec(name, asset=FEEDBACK_METRICS.name, description=desc)
         for name, desc in zip(

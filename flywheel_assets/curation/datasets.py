@@ -16,14 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from rapidfuzz.distance import Levenshtein
 
+from ..catalog.curated import DPO_SET, EVAL_CASES, KTO_SET, REVIEW_QUEUE, SFT_SET
 from ..gcpause import paused_gc
-from ..privacy.hashing import unit_interval
+from ..governance.hashing import unit_interval
 from ..privacy.pii import Detector
 from .caps import cap_user_share
 from .dedup import keep_one_per_group, near_duplicate_groups
 from .normalize import normalize_text
 from .safety import SafetyPolicy, safety_flags
-from .schemas import DPO_SET, EVAL_CASES, KTO_SET, REVIEW_QUEUE, SFT_SET
 from .signals import NEGATIVE, POSITIVE
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))

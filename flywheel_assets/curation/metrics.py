@@ -7,30 +7,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..lake.tables import TableSpec
+from ..catalog.curated import FEEDBACK_METRICS
 from .signals import NEGATIVE, POSITIVE
 
-FEEDBACK_METRICS = TableSpec(
-    "feedback_metrics",
-    pa.schema(
-        [
-            pa.field("day", pa.date32()),
-            pa.field("model_version", pa.string()),
-            pa.field("interactions", pa.int64()),  # everything logged, kept or not
-            pa.field("kept", pa.int64()),
-            pa.field("with_feedback", pa.int64()),
-            pa.field("positive", pa.int64()),
-            pa.field("negative", pa.int64()),
-            pa.field("corrected", pa.int64()),
-            pa.field("safety_flagged", pa.int64()),
-            pa.field("feedback_rate", pa.float64()),
-            pa.field("positive_rate", pa.float64()),
-            pa.field("negative_rate", pa.float64()),
-            pa.field("correction_rate", pa.float64()),
-            pa.field("safety_flag_rate", pa.float64()),
-        ]
-    ),
-)
 RATES = ("feedback_rate", "positive_rate", "negative_rate", "correction_rate", "safety_flag_rate")
 
 

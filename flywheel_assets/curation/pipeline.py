@@ -13,8 +13,18 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..ingest.contract import INTERACTIONS
-from ..lake.exclusions import ROLLBACK_AUDIT, Exclusions
+from ..catalog.curated import (
+    DPO_SET,
+    EVAL_CASES,
+    FEEDBACK_METRICS,
+    KTO_SET,
+    REVIEW_QUEUE,
+    SFT_SET,
+    TAGGED_ROWS,
+)
+from ..catalog.governance import ROLLBACK_AUDIT
+from ..contract.records import INTERACTIONS
+from ..governance.exclusions import Exclusions
 from ..lake.tables import Lake
 from ..privacy.pii import Detector
 from .builds import (
@@ -32,10 +42,9 @@ from .datasets import (
     curate,
     finalize,
 )
-from .metrics import FEEDBACK_METRICS, daily_metrics
 from .metrics import TAGGED_COLUMNS as METRIC_COLUMNS
+from .metrics import daily_metrics
 from .quality import CheckOutcome, audit_curated
-from .schemas import DPO_SET, EVAL_CASES, KTO_SET, REVIEW_QUEUE, SFT_SET, TAGGED_ROWS
 from .tagging import FeedbackCap, TaggingReport, build_tagged_rows
 
 __all__ = [

@@ -16,14 +16,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..catalog.curated import TAGGED_ROWS
+from ..catalog.governance import ROLLBACK_AUDIT
+from ..catalog.redacted import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS
+from ..contract.records import DRIFT_EVENTS
 from ..gcpause import paused_gc
-from ..ingest.contract import DRIFT_EVENTS
+from ..governance.exclusions import Exclusions
 from ..lake.changes import appended_since
-from ..lake.exclusions import ROLLBACK_AUDIT, Exclusions
 from ..lake.spill import Spill
 from ..lake.tables import Lake
 from ..privacy.pii import Detector
-from ..privacy.pipeline import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS
 from ..privacy.sampling import DriftWindow, drift_windows, in_any_window
 from .builds import (
     FINGERPRINT_KEY,
@@ -37,7 +39,6 @@ from .datasets import CurationPolicy, finalize
 from .normalize import normalize_text
 from .quality import CheckOutcome, audit_curated
 from .safety import safety_flags
-from .schemas import TAGGED_ROWS
 from .signals import SignalWeights, collect_signals, tag_rows
 from .signals import conflict_key as _conflict_key
 

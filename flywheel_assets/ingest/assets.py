@@ -3,42 +3,17 @@
 import dagster as dg
 from pydantic import Field
 
-from ..metadata import column_schema, rows_now, table_metadata
-from ..privacy.erasure import Tombstones
-from ..resources import LakeResource, LandingResource, PrivacyResource
-from .contract import (
-    ANNOTATIONS,
-    DRIFT_EVENTS,
-    FEEDBACK,
-    INTERACTIONS,
-    QUARANTINE,
-    QUARANTINE_SCHEMA,
-    QUARANTINE_TABLE,
-    STREAMS,
-)
-from .pipeline import LEDGER, LEDGER_SCHEMA, LEDGER_TABLE, IngestSettings, ingest_landing
+from .. import catalog
+from ..catalog.raw import LEDGER, QUARANTINE, STREAM_TABLES
+from ..contract.records import STREAMS
+from ..governance.tombstones import Tombstones
+from ..metadata import asset_args, rows_now, table_metadata
+from ..privacy.resources import PrivacyResource
+from ..reports import LandingTotals, LedgerReport
+from ..resources import LakeResource, LandingResource
+from .pipeline import IngestSettings, ingest_landing
 
-GROUP = "ingest"
-
-DESCRIPTIONS = {
-    INTERACTIONS.table: "One row per logged interaction (request_id), as the app sent it: prompt "
-    "or chat messages, response, model version, raw user id. Unredacted.",
-    FEEDBACK.table: "One row per feedback event (feedback_id): thumbs, rating, edit, regenerate, "
-    "copy, accept, report or comparison on one request, with any correction or comment.",
-    ANNOTATIONS.table: "One row per operator annotation (annotation_id) on one request: tags, "
-    "optional correction and verdict.",
-    DRIFT_EVENTS.table: "One row per drift event (event_id) from a drift detector: metric, value, "
-    "threshold and the window it covers.",
-    QUARANTINE_TABLE: "One row per rejected landing line: stream, source file, line number, reason "
-    "code and reason, and the raw line exactly as it arrived.",
-    LEDGER_TABLE: "One row per landing file and ingest batch step: 'planned' when a batch is "
-    "planned, 'done' with lines read, valid, quarantined and duplicate counts once ingested.",
-}
-SCHEMAS = {s.table: s.schema for s in STREAMS} | {
-    QUARANTINE_TABLE: QUARANTINE_SCHEMA,
-    LEDGER_TABLE: LEDGER_SCHEMA,
-}
-BRONZE_TABLES = list(SCHEMAS)
+BRONZE_TABLES = [t.name for t in catalog.tables_of("ingest")]
 
 
 class IngestConfig(dg.Config):
@@ -56,16 +31,7 @@ class IngestConfig(dg.Config):
     name="ingest_landing",
     description="Reads every landing file not yet ingested, validates each line against the "
     "landing contract, stores each record once, and quarantines bad lines with their reason.",
-    specs=[
-        dg.AssetSpec(
-            table,
-            description=DESCRIPTIONS[table],
-            group_name=GROUP,
-            kinds={"delta"},
-            metadata={"dagster/column_schema": column_schema(SCHEMAS[table])},
-        )
-        for table in BRONZE_TABLES
-    ],
+    specs=[dg.AssetSpec(table, **asset_args(table)) for table in BRONZE_TABLES],
 )
 def ingest_landing_asset(
     context: dg.AssetExecutionContext,
@@ -86,7 +52,7 @@ def ingest_landing_asset(
         erased=None if tombstones.empty else tombstones.matcher(privacy.key()),
     )
     for stream in STREAMS:  # tables exist even before their first line arrives
-        the_lake.ensure(stream.spec)
+        the_lake.ensure(STREAM_TABLES[stream.name])
     the_lake.ensure(QUARANTINE)
     the_lake.ensure(LEDGER)
 
@@ -102,40 +68,38 @@ def ingest_landing_asset(
         raise dg.Failure(f"line accounting does not balance for: {', '.join(unbalanced)}")
 
     for stream in STREAMS:
-        totals = report.totals(stream.name)
+        totals = _landing_totals(report.totals(stream.name))
         yield dg.MaterializeResult(
             asset_key=stream.table,
             metadata=table_metadata(
-                the_lake,
-                stream.table,
-                before[stream.table],
-                files_ingested=totals["files"],
-                lines_read=totals["lines_read"],
-                valid=totals["valid"],
-                quarantined=totals["quarantined"],
-                duplicates=totals["duplicates"],
-                erased=totals["erased"],
+                the_lake, stream.table, before[stream.table], **totals.metadata()
             ),
         )
     yield dg.MaterializeResult(
-        asset_key=QUARANTINE_TABLE,
+        asset_key=QUARANTINE.name,
         metadata=table_metadata(
             the_lake,
-            QUARANTINE_TABLE,
-            before[QUARANTINE_TABLE],
+            QUARANTINE.name,
+            before[QUARANTINE.name],
             reasons=dg.MetadataValue.json(report.reasons()),
         ),
     )
     totals = report.totals()
     yield dg.MaterializeResult(
-        asset_key=LEDGER_TABLE,
+        asset_key=LEDGER.name,
         metadata=table_metadata(
             the_lake,
-            LEDGER_TABLE,
-            before[LEDGER_TABLE],
-            batches=dg.MetadataValue.json(report.batches),
-            resumed_batches=dg.MetadataValue.json(report.resumed),
-            changed_files=dg.MetadataValue.json([c.path for c in report.changed]),
+            LEDGER.name,
+            before[LEDGER.name],
+            **LedgerReport(
+                batches=report.batches,
+                resumed_batches=report.resumed,
+                changed_files=[c.path for c in report.changed],
+            ).metadata(),
             **totals,
         ),
     )
+
+
+def _landing_totals(totals: dict[str, int]) -> LandingTotals:
+    return LandingTotals(**{"files_ingested": totals.pop("files"), **totals})

@@ -2,9 +2,9 @@
 
 import dagster as dg
 
+from ..catalog.raw import LEDGER
+from ..contract.records import STREAMS, Stream
 from ..resources import LakeResource
-from .contract import STREAMS, Stream
-from .pipeline import LEDGER_TABLE
 from .quality import duplicate_ids, null_counts, unbalanced_files
 
 
@@ -44,13 +44,13 @@ def _required_fields_present(stream: Stream) -> dg.AssetChecksDefinition:
 
 
 @dg.asset_check(
-    asset=LEDGER_TABLE,
+    asset=LEDGER.name,
     name="every_line_accounted_for",
     blocking=True,
     description="For every ingested file: valid + quarantined + duplicates = lines read.",
 )
 def every_line_accounted_for(lake: LakeResource) -> dg.AssetCheckResult:
-    ledger = lake.lake().read(LEDGER_TABLE)
+    ledger = lake.lake().read(LEDGER.name)
     bad = unbalanced_files(ledger)
     return dg.AssetCheckResult(
         passed=not bad, metadata={"unbalanced_files": dg.MetadataValue.json(bad)}

@@ -10,6 +10,7 @@ lands once. Files listed in the ledger as done are never read again.
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -20,42 +21,20 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..gcpause import paused_gc
-from ..lake.spill import Spill
-from ..lake.tables import Lake, TableSpec
-from .contract import (
-    QUARANTINE,
-    QUARANTINE_SCHEMA,
+from ..catalog.raw import LEDGER, LEDGER_SCHEMA, QUARANTINE, QUARANTINE_SCHEMA, STREAM_TABLES
+from ..contract.landing import FileReadError, LandingFile, LandingZone, LineChunk
+from ..contract.records import (
     STREAMS,
-    TIMESTAMP,
     Reason,
     Rejection,
     Stream,
     parse_line,
     salvage_ids,
 )
-from .landing import FileReadError, LandingFile, LandingZone
+from ..gcpause import paused_gc
+from ..lake.spill import Spill
+from ..lake.tables import Lake
 
-LEDGER_TABLE = "ingest_ledger"
-LEDGER_SCHEMA = pa.schema(
-    [
-        pa.field("batch", pa.int64()),
-        pa.field("status", pa.string()),  # planned | done | missing
-        pa.field("stream", pa.string()),
-        pa.field("path", pa.string()),
-        pa.field("size_bytes", pa.int64()),
-        pa.field("mtime", TIMESTAMP),
-        pa.field("sha256", pa.string()),
-        pa.field("lines_read", pa.int64()),
-        pa.field("valid", pa.int64()),
-        pa.field("quarantined", pa.int64()),
-        pa.field("duplicates", pa.int64()),
-        pa.field("erased", pa.int64()),
-        pa.field("recorded_at", TIMESTAMP),
-        pa.field("dagster_run_id", pa.string()),
-    ]
-)
-LEDGER = TableSpec(LEDGER_TABLE, LEDGER_SCHEMA)
 # Delta app-transaction ids: one per kind of commit, versioned by batch number.
 APP_ROWS = "flywheel.ingest.rows"
 APP_PLAN = "flywheel.ingest.plan"
@@ -170,6 +149,50 @@ def ingest_landing(
     return report
 
 
+def ingest_records(
+    lake: Lake,
+    stream: Stream,
+    records: Sequence[dict],
+    *,
+    source: str,
+    run_id: str | None = None,
+    erased: Callable[[dict], bool] | None = None,
+) -> IngestReport:
+    """Ingest records made inside the pipeline (the drift monitor's events) as one batch of
+    `stream`, through the same validation, de-duplication, quarantine and ledger as a landing file.
+
+    `source` names them in the ledger and in each row's `_source_file`; it is not a landing file,
+    so a crash that leaves the batch open is closed by the next ingestion as missing, and the
+    caller makes the records again.
+    """
+    data = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
+    lines = _RecordLines(source, data)
+    report = IngestReport()
+    batch = _Ledger.load(lake).next_batch()
+    files = [LandingFile(stream.name, source, len(data), None)]
+    _commit_plan(lake, batch, files, run_id)
+    _run_batch(
+        lines, lake, batch, files, {stream.name: stream}, IngestSettings(), run_id, erased, report
+    )
+    return report
+
+
+class _RecordLines:
+    """Records held in memory, read the way `_run_batch` reads a landing file."""
+
+    def __init__(self, path: str, data: bytes):
+        self.path, self.data = path, data
+
+    def exists(self, path: str) -> bool:
+        return path == self.path
+
+    def read_lines(self, path: str, chunk_lines: int, digest) -> Iterator[LineChunk]:
+        digest.update(self.data)
+        lines = self.data.split(b"\n")[:-1]
+        for start in range(0, len(lines), chunk_lines):
+            yield LineChunk(start + 1, lines[start : start + chunk_lines])
+
+
 def new_landing_files(
     landing: LandingZone, lake: Lake, streams: Sequence[Stream] = STREAMS
 ) -> list[LandingFile]:
@@ -225,7 +248,7 @@ def _commit_plan(lake: Lake, batch: int, files: list[LandingFile], run_id: str |
 
 @paused_gc()
 def _run_batch(
-    landing: LandingZone,
+    landing: LandingZone | _RecordLines,
     lake: Lake,
     batch: int,
     files: list[LandingFile],
@@ -265,7 +288,9 @@ def _run_batch(
                 for _ in reader:  # recompute the counts; the rows are already in the table
                     pass
             else:
-                lake.append(stream.spec, reader, transaction=(APP_ROWS, batch), metadata=meta)
+                lake.append(
+                    STREAM_TABLES[stream.name], reader, transaction=(APP_ROWS, batch), metadata=meta
+                )
         lake.append(
             QUARANTINE,
             spill.finish(),
@@ -297,7 +322,7 @@ def _run_batch(
 
 
 def _stream_rows(
-    landing: LandingZone,
+    landing: LandingZone | _RecordLines,
     stream: Stream,
     results: list[FileResult],
     known_ids: pa.Array | None,
@@ -444,7 +469,7 @@ class _Ledger:
 
     @classmethod
     def load(cls, lake: Lake) -> _Ledger:
-        return cls(lake.read(LEDGER_TABLE))
+        return cls(lake.read(LEDGER.name))
 
     def open_plans(self) -> list[tuple[int, list[LandingFile]]]:
         return sorted(self._open.items())

@@ -1,0 +1,1 @@
+"""The lake: Delta table operations (create, idempotent append, scan, versions, maintenance)."""

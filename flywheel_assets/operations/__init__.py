@@ -1,0 +1,1 @@
+"""Operations: the jobs and schedules that span every stage."""

@@ -1,0 +1,1 @@
+"""Privacy: PII redaction, sampling, retention and erasure."""

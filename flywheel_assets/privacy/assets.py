@@ -3,22 +3,15 @@
 import dagster as dg
 from pydantic import Field
 
-from ..ingest.contract import ANNOTATIONS, DRIFT_EVENTS, FEEDBACK, INTERACTIONS
-from ..metadata import column_schema, rows_now, table_metadata
-from ..resources import LakeResource, PrivacyResource
-from .erasure import TOMBSTONES
-from .pipeline import (
-    REDACTED_ANNOTATIONS,
-    REDACTED_FEEDBACK,
-    REDACTED_LOGS,
-    RedactionReport,
-    redact_annotations,
-    redact_feedback,
-    redact_logs,
-)
+from ..catalog.governance import TOMBSTONES
+from ..catalog.redacted import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS
+from ..contract.records import ANNOTATIONS, DRIFT_EVENTS, FEEDBACK, INTERACTIONS
+from ..metadata import asset_args, rows_now, table_metadata
+from ..reports import SamplingReport
+from ..resources import LakeResource
+from .pipeline import RedactionReport, redact_annotations, redact_feedback, redact_logs
+from .resources import PrivacyResource
 from .sampling import SamplingPolicy
-
-GROUP = "privacy"
 
 
 class SamplingConfig(dg.Config):
@@ -47,13 +40,8 @@ def _metadata(lake, spec, before: int, report: RedactionReport) -> dict:
 
 @dg.asset(
     name=REDACTED_LOGS.name,
+    **asset_args(REDACTED_LOGS.name),
     deps=[INTERACTIONS.table, FEEDBACK.table, ANNOTATIONS.table, DRIFT_EVENTS.table],
-    group_name=GROUP,
-    kinds={"delta"},
-    description="One row per kept interaction (request_id): prompt, chat messages and response "
-    "with PII replaced by typed placeholders, user and session as keyed hashes, why it was kept "
-    "(feedback, annotation, low_confidence, drift_window or sampled) and PII counts by kind.",
-    metadata={"dagster/column_schema": column_schema(REDACTED_LOGS.schema)},
 )
 def redacted_logs(
     context: dg.AssetExecutionContext,
@@ -72,7 +60,7 @@ def redacted_logs(
     context.log.info(f"sampling: {report.kept}; late signals kept {report.late_kept}")
     meta = _metadata(the_lake, REDACTED_LOGS, before, report)
     meta.update(
-        kept_by_reason=dg.MetadataValue.json(report.kept),
+        **SamplingReport(kept_by_reason=report.kept).metadata(),
         dropped=report.kept.get("unsampled", 0),
         late_signals_kept=report.late_kept,
     )
@@ -81,12 +69,8 @@ def redacted_logs(
 
 @dg.asset(
     name=REDACTED_FEEDBACK.name,
+    **asset_args(REDACTED_FEEDBACK.name),
     deps=[FEEDBACK.table],
-    group_name=GROUP,
-    kinds={"delta"},
-    description="One row per feedback event (feedback_id) with correction and comment redacted "
-    "and the user as a keyed hash.",
-    metadata={"dagster/column_schema": column_schema(REDACTED_FEEDBACK.schema)},
 )
 def redacted_feedback(lake: LakeResource, privacy: PrivacyResource) -> dg.MaterializeResult:
     the_lake = lake.lake()
@@ -97,11 +81,8 @@ def redacted_feedback(lake: LakeResource, privacy: PrivacyResource) -> dg.Materi
 
 @dg.asset(
     name=REDACTED_ANNOTATIONS.name,
+    **asset_args(REDACTED_ANNOTATIONS.name),
     deps=[ANNOTATIONS.table],
-    group_name=GROUP,
-    kinds={"delta"},
-    description="One row per operator annotation (annotation_id) with its correction redacted.",
-    metadata={"dagster/column_schema": column_schema(REDACTED_ANNOTATIONS.schema)},
 )
 def redacted_annotations(lake: LakeResource, privacy: PrivacyResource) -> dg.MaterializeResult:
     the_lake = lake.lake()
@@ -110,13 +91,6 @@ def redacted_annotations(lake: LakeResource, privacy: PrivacyResource) -> dg.Mat
     return dg.MaterializeResult(metadata=_metadata(the_lake, REDACTED_ANNOTATIONS, before, report))
 
 
-erasure_tombstones = dg.AssetSpec(
-    TOMBSTONES.name,
-    group_name=GROUP,
-    kinds={"delta"},
-    description="One row per erasure request: the user's keyed hash (never the raw id), their "
-    "request ids, when, why, and the tables touched. Written by erase_user_job.",
-    metadata={"dagster/column_schema": column_schema(TOMBSTONES.schema)},
-)
+erasure_tombstones = dg.AssetSpec(TOMBSTONES.name, **asset_args(TOMBSTONES.name))
 
 ASSETS = [redacted_logs, redacted_feedback, redacted_annotations, erasure_tombstones]

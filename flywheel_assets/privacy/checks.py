@@ -2,9 +2,11 @@
 
 import dagster as dg
 
-from ..resources import LakeResource, PrivacyResource
-from .pipeline import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS, TEXT_COLUMNS
+from ..catalog.redacted import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS
+from ..resources import LakeResource
+from .pipeline import TEXT_COLUMNS
 from .redact import residual_pii
+from .resources import PrivacyResource
 
 
 def no_residual_pii_check(

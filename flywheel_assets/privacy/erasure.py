@@ -17,81 +17,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import catalog
+from ..catalog.governance import TOMBSTONES
+from ..governance.hashing import hash_column, keyed_hash
+from ..governance.tombstones import Tombstones
 from ..lake import predicates as pred
-from ..lake.tables import Lake, TableSpec
-from .hashing import hash_column, keyed_hash
-
-TOMBSTONES_TABLE = "erasure_tombstones"
-TOMBSTONES = TableSpec(
-    TOMBSTONES_TABLE,
-    pa.schema(
-        [
-            pa.field("user_hash", pa.string()),
-            pa.field("request_ids", pa.list_(pa.string())),
-            pa.field("erased_at", pa.timestamp("us", tz="UTC")),
-            pa.field("reason", pa.string()),
-            pa.field("tables", pa.list_(pa.string())),
-        ]
-    ),
-)
-# Columns that identify a row for deletion, most specific first.
-# Columns that identify a row for deletion: a table's own id before the request it refers to, so
-# deleting a user's feedback on someone else's request leaves that request's other feedback alone.
-ID_COLUMNS = (
-    "feedback_id",
-    "annotation_id",
-    "case_id",
-    "example_id",
-    "pair_id",
-    "event_id",
-    "request_id",
-)
-
-
-@dataclass
-class Tombstones:
-    user_hashes: pa.Array
-    request_ids: pa.Array
-
-    @property
-    def empty(self) -> bool:
-        return len(self.user_hashes) == 0 and len(self.request_ids) == 0
-
-    @classmethod
-    def load(cls, lake: Lake) -> Tombstones:
-        table = lake.read(TOMBSTONES_TABLE, columns=["user_hash", "request_ids"])
-        if table is None or table.num_rows == 0:
-            return cls(pa.array([], pa.string()), pa.array([], pa.string()))
-        requests = pc.list_flatten(table["request_ids"].combine_chunks())
-        return cls(
-            pc.unique(table["user_hash"].combine_chunks()),
-            pc.unique(requests.cast(pa.string())),
-        )
-
-    def matcher(self, key: bytes) -> RecordMatcher:
-        return RecordMatcher(
-            key, set(self.user_hashes.to_pylist()), set(self.request_ids.to_pylist())
-        )
-
-
-@dataclass
-class RecordMatcher:
-    """Tells ingestion whether a landing record belongs to an erased user."""
-
-    key: bytes
-    user_hashes: set[str]
-    request_ids: set[str]
-    _seen: dict[str, bool] = field(default_factory=dict)
-
-    def __call__(self, record: dict) -> bool:
-        if record.get("request_id") in self.request_ids:
-            return True
-        user = record.get("user_id")
-        if user is None or not self.user_hashes:
-            return False
-        if user not in self._seen:  # hash each distinct user once
-            self._seen[user] = keyed_hash(user, self.key, "user") in self.user_hashes
-        return self._seen[user]
+from ..lake.tables import Lake
 
 
 @dataclass
@@ -126,7 +57,7 @@ def erase_user(
             continue
         version_before = dt.version()
         dt.delete(
-            _delete_predicate(data.filter(match)),
+            _delete_predicate(data.filter(match), name),
             commit_properties=lake.commit_properties({"flywheel.operation": "erase"}),
         )
         # No grace period: files that held the rows go now, so no earlier version can load them.
@@ -211,17 +142,17 @@ def _any_in(lists: pa.ChunkedArray, values: pa.Array) -> pa.Array:
     return pa.array(out)
 
 
-def _delete_predicate(rows: pa.Table) -> str:
-    names = rows.column_names
-    for col in ID_COLUMNS:
-        if col in names and rows[col].null_count == 0:
-            return pred.is_in(col, rows[col].to_pylist())
-    if {"source_file", "line_number"} <= set(names):
-        pairs = zip(rows["source_file"].to_pylist(), rows["line_number"].to_pylist(), strict=True)
-        return pred.any_of(
-            *(f"{pred.eq('source_file', f)} AND {pred.eq('line_number', n)}" for f, n in pairs)
-        )
-    raise ValueError(f"no id column to delete by among {names}")
+def _delete_predicate(rows: pa.Table, table: str) -> str:
+    """A predicate on the table's key (from the catalog) that matches exactly `rows`: a table's
+    own id, so deleting a user's feedback on someone else's request leaves that request's other
+    feedback alone."""
+    key = catalog.table(table).key
+    if any(rows[c].null_count for c in key):
+        raise ValueError(f"{table}: rows to erase have no {'/'.join(key)} to delete them by")
+    if len(key) == 1:
+        return pred.is_in(key[0], rows[key[0]].to_pylist())
+    values = zip(*(rows[c].to_pylist() for c in key), strict=True)
+    return pred.any_of(*(" AND ".join(map(pred.eq, key, row)) for row in values))
 
 
 def purge_erased(lake: Lake, table: str, key: bytes) -> int:
@@ -248,7 +179,7 @@ def purge_erased(lake: Lake, table: str, key: bytes) -> int:
     hits = int(pc.sum(match).as_py() or 0)
     if hits:
         dt.delete(
-            _delete_predicate(data.filter(match)),
+            _delete_predicate(data.filter(match), table),
             commit_properties=lake.commit_properties({"flywheel.operation": "erase"}),
         )
         dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)

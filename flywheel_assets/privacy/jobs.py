@@ -5,8 +5,11 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
-from ..resources import LakeResource, LandingResource, PrivacyResource
-from .erasure import TOMBSTONES, erase_user
+from .. import catalog
+from ..catalog.governance import TOMBSTONES
+from ..resources import LakeResource, LandingResource
+from .erasure import erase_user
+from .resources import PrivacyResource
 from .retention import LandingAction, expire_raw
 
 
@@ -74,10 +77,8 @@ def erase_user_rows(
     lake: LakeResource,
     privacy: PrivacyResource,
 ) -> None:
-    from ..runner import dataset_tables
-
     the_lake = lake.lake()
-    tables = [t for t in dataset_tables() if t != TOMBSTONES.name]
+    tables = [t.name for t in catalog.TABLES if t.name != TOMBSTONES.name]
     try:
         report = erase_user(the_lake, config.user_id, privacy.key(), tables, reason=config.reason)
     except ValueError as exc:

@@ -18,16 +18,17 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..catalog.raw import LEDGER
+from ..catalog.redacted import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS
+from ..contract.records import ANNOTATIONS, DRIFT_EVENTS, FEEDBACK, INTERACTIONS, TIMESTAMP
 from ..gcpause import paused_gc
-from ..ingest.contract import ANNOTATIONS, DRIFT_EVENTS, FEEDBACK, INTERACTIONS, MESSAGE, TIMESTAMP
-from ..ingest.pipeline import LEDGER_TABLE
-from ..lake.exclusions import Exclusions
+from ..governance.exclusions import Exclusions
+from ..governance.hashing import hash_column
+from ..governance.tombstones import Tombstones
 from ..lake.spill import Spill
 from ..lake.tables import Lake, TableSpec
-from .erasure import Tombstones
-from .hashing import hash_column
 from .pii import Detector
-from .redact import PII_COUNTS_TYPE, redact_table
+from .redact import redact_table
 from .sampling import (
     DROPPED,
     KEEP_REASONS,
@@ -41,70 +42,6 @@ from .sampling import (
 APP_ID = "flywheel.privacy"
 # New rows are redacted this many at a time.
 PIECE_ROWS = 100_000
-_REDACTION = [
-    pa.field("pii_counts", PII_COUNTS_TYPE),
-    pa.field("pii_total", pa.int64()),
-    pa.field("_ingest_batch", pa.int64()),
-    pa.field("_redacted_at", TIMESTAMP),
-]
-
-
-def _spec(name: str, fields: list[pa.Field], id_field: str) -> TableSpec:
-    # Pseudonymous, redacted rows are still about people: no change feed, statistics on ids only.
-    safe = tuple(dict.fromkeys([id_field, "request_id", "ts", "_ingest_batch", "_redacted_at"]))
-    return TableSpec(name, pa.schema(fields + _REDACTION), safe_columns=safe)
-
-
-REDACTED_LOGS = _spec(
-    "redacted_logs",
-    [
-        pa.field("request_id", pa.string()),
-        pa.field("ts", TIMESTAMP),
-        pa.field("prompt", pa.string()),
-        pa.field("messages", pa.list_(MESSAGE)),
-        pa.field("response", pa.string()),
-        pa.field("model_version", pa.string()),
-        pa.field("user_hash", pa.string()),
-        pa.field("session_hash", pa.string()),
-        pa.field("latency_ms", pa.int64()),
-        pa.field("response_logprob", pa.float64()),
-        pa.field("metadata", pa.string()),
-        pa.field("extra", pa.string()),
-        pa.field("keep_reason", pa.string()),
-    ],
-    "request_id",
-)
-REDACTED_FEEDBACK = _spec(
-    "redacted_feedback",
-    [
-        pa.field("feedback_id", pa.string()),
-        pa.field("request_id", pa.string()),
-        pa.field("ts", TIMESTAMP),
-        pa.field("kind", pa.string()),
-        pa.field("score", pa.int64()),
-        pa.field("correction", pa.string()),
-        pa.field("other_request_id", pa.string()),
-        pa.field("comment", pa.string()),
-        pa.field("user_hash", pa.string()),
-        pa.field("extra", pa.string()),
-    ],
-    "feedback_id",
-)
-REDACTED_ANNOTATIONS = _spec(
-    "redacted_annotations",
-    [
-        pa.field("annotation_id", pa.string()),
-        pa.field("request_id", pa.string()),
-        pa.field("ts", TIMESTAMP),
-        pa.field("operator", pa.string()),
-        pa.field("tags", pa.list_(pa.string())),
-        pa.field("correction", pa.string()),
-        pa.field("verdict", pa.string()),
-        pa.field("extra", pa.string()),
-    ],
-    "annotation_id",
-)
-
 # Free text that passes through the detector, per redacted table.
 TEXT_COLUMNS = {
     REDACTED_LOGS.name: (["prompt", "response", "metadata", "extra"], ["messages"]),
@@ -129,7 +66,7 @@ class RedactionReport:
 
 def ingested_watermark(lake: Lake) -> int:
     """The last ingest batch that is completely in the bronze tables."""
-    ledger = lake.read(LEDGER_TABLE, columns=["batch", "status"])
+    ledger = lake.read(LEDGER.name, columns=["batch", "status"])
     if ledger is None:
         return 0
     done = ledger.filter(pc.not_equal(ledger["status"], "planned"))["batch"]
@@ -144,7 +81,7 @@ def redact_feedback(lake: Lake, detector: Detector, key: bytes) -> RedactionRepo
     return _redact_simple(
         lake,
         REDACTED_FEEDBACK,
-        FEEDBACK.spec.name,
+        FEEDBACK.table,
         detector,
         key,
         hash_user=True,
@@ -156,7 +93,7 @@ def redact_annotations(lake: Lake, detector: Detector, key: bytes) -> RedactionR
     return _redact_simple(
         lake,
         REDACTED_ANNOTATIONS,
-        ANNOTATIONS.spec.name,
+        ANNOTATIONS.table,
         detector,
         key,
         hash_user=False,

@@ -8,9 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..catalog.redacted import PII_COUNTS_TYPE
 from .pii import Detector
-
-PII_COUNTS_TYPE = pa.map_(pa.string(), pa.int64())
 
 
 def redact_table(

@@ -9,9 +9,9 @@ from enum import StrEnum
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..ingest.contract import ANNOTATIONS, FEEDBACK, INTERACTIONS, QUARANTINE_TABLE
-from ..ingest.landing import LandingZone
-from ..ingest.pipeline import LEDGER_TABLE
+from ..catalog.raw import LEDGER, QUARANTINE
+from ..contract.landing import LandingZone
+from ..contract.records import ANNOTATIONS, FEEDBACK, INTERACTIONS
 from ..lake import predicates as pred
 from ..lake.tables import Lake
 
@@ -20,7 +20,7 @@ RAW_TIME_COLUMNS = {
     INTERACTIONS.table: "ts",
     FEEDBACK.table: "ts",
     ANNOTATIONS.table: "ts",
-    QUARANTINE_TABLE: "_ingested_at",
+    QUARANTINE.name: "_ingested_at",
 }
 
 
@@ -75,7 +75,7 @@ def expire_raw(
 
 
 def _landing_files_ingested_before(lake: Lake, cutoff: datetime) -> list[str]:
-    ledger = lake.read(LEDGER_TABLE, columns=["path", "status", "recorded_at"])
+    ledger = lake.read(LEDGER.name, columns=["path", "status", "recorded_at"])
     if ledger is None:
         return []
     done = ledger.filter(pc.equal(ledger["status"], "done"))

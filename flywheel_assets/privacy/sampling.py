@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .hashing import unit_interval
+from ..governance.hashing import unit_interval
 
 # In priority order: a row kept for several reasons reports the first.
 KEEP_REASONS = ("feedback", "annotation", "low_confidence", "drift_window", "sampled")

@@ -1,0 +1,1 @@
+"""Training: snapshot, LoRA retrain, evaluation, the gate and the model registry."""

@@ -6,15 +6,15 @@ import json
 import dagster as dg
 from pydantic import Field
 
-from ..curation.metrics import FEEDBACK_METRICS
+from ..catalog.models import CANDIDATE_EVALS, MODEL_REGISTRY, REGISTRY_AUDIT, TRAINING_SNAPSHOTS
 from ..lake.tables import Lake
-from ..metadata import column_schema, rows_now, table_metadata
-from ..resources import LakeResource, LandingResource, TrainingResource
-from .drift import DRIFT_MONITOR, MonitorPolicy, monitor
-from .eval_results import CANDIDATE_EVALS, scored_rows
+from ..metadata import asset_args, rows_now, table_metadata
+from ..resources import LakeResource
+from .eval_results import scored_rows
 from .evaluation import load_judge
 from .gate import GatePolicy, decide
-from .registry import CANDIDATE, MODEL_REGISTRY, REJECTED, ModelRecord, Registry
+from .registry import CANDIDATE, REJECTED, ModelRecord, Registry
+from .resources import TrainingResource
 from .retrain import (
     corpus,
     eval_cases,
@@ -23,11 +23,10 @@ from .retrain import (
     model_store_root,
     training_rows,
 )
-from .snapshot import TRAINING_SNAPSHOTS, Snapshot, TooLittleData, snapshot_for_run, take_snapshot
+from .snapshot import Snapshot, TooLittleData, snapshot_for_run, take_snapshot
 from .tiny_model import TINY_BASE, build_tiny_base
 
 GROUP = "training"
-OPERATIONS_GROUP = "operations"  # watching production, beside rollback and maintenance
 TRIGGER_TAG = "flywheel/trigger"
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -111,14 +110,9 @@ def _pinned(context, lake: Lake) -> Snapshot:
 
 @dg.asset(
     name=TRAINING_SNAPSHOTS.name,
+    **asset_args(TRAINING_SNAPSHOTS.name),
     deps=["sft_set", "dpo_set", "kto_set", "eval_cases"],
-    group_name=GROUP,
-    kinds={"delta"},
     output_required=False,
-    description="One row per retrain run: the exact Delta versions of sft_set, dpo_set, kto_set "
-    "and eval_cases it trains and evaluates on, with row counts and what was new since the "
-    "previous snapshot. Stops the run early when there is too little new data.",
-    metadata={"dagster/column_schema": column_schema(TRAINING_SNAPSHOTS.schema)},
 )
 def training_snapshot(
     context: dg.AssetExecutionContext, config: SnapshotConfig, lake: LakeResource
@@ -221,13 +215,8 @@ def _base_model(training: TrainingResource, store, rows, cases) -> str:
 
 @dg.asset(
     name=CANDIDATE_EVALS.name,
+    **asset_args(CANDIDATE_EVALS.name),
     deps=["lora_adapter"],
-    group_name=GROUP,
-    kinds={"delta"},
-    description="One row per eval case, model and role (production or candidate) of a retrain "
-    "run: the generated answer, its score and whether it passed. The run's gate compares the "
-    "two roles.",
-    metadata={"dagster/column_schema": column_schema(CANDIDATE_EVALS.schema)},
     check_specs=[
         dg.AssetCheckSpec(
             "candidate_passes_gate",
@@ -348,14 +337,8 @@ def _rates_markdown(before: dict, after: dict) -> str:
 
 @dg.asset(
     name=MODEL_REGISTRY.name,
+    **asset_args(MODEL_REGISTRY.name),
     deps=[CANDIDATE_EVALS.name],
-    group_name=GROUP,
-    kinds={"delta"},
-    description="One row per trained model (model_id): base model, adapter URI, method, "
-    "hyperparameters, the pinned dataset versions, metrics, status (candidate, promoted, "
-    "rejected, retired), trigger and run key. This step promotes the run's candidate once it "
-    "passed the gate; every status change also lands in model_registry_audit.",
-    metadata={"dagster/column_schema": column_schema(MODEL_REGISTRY.schema)},
 )
 def model_registry(
     context: dg.AssetExecutionContext, config: PromotionConfig, lake: LakeResource
@@ -385,53 +368,7 @@ def model_registry(
     )
 
 
-class MonitorConfig(dg.Config):
-    window_days: int = Field(default=7, description="Rolling window of the negative-feedback rate.")
-    threshold: float = Field(
-        default=0.20, description="A model version above this negative-feedback rate drifts."
-    )
-    min_feedback: int = Field(
-        default=20, description="Fewer feedback events in the window than this: not judged."
-    )
-
-
-@dg.asset(
-    name=DRIFT_MONITOR.name,
-    deps=[FEEDBACK_METRICS.name],
-    group_name=OPERATIONS_GROUP,
-    kinds={"delta"},
-    description="One row per model_version and evaluation: the negative-feedback rate over the "
-    "rolling window and whether it breaches the threshold. A breach writes a drift event to the "
-    "landing zone (drift_events stream), so the loop works without an external detector.",
-    metadata={"dagster/column_schema": column_schema(DRIFT_MONITOR.schema)},
-)
-def drift_monitor(
-    context: dg.AssetExecutionContext,
-    config: MonitorConfig,
-    lake: LakeResource,
-    landing: LandingResource,
-) -> dg.MaterializeResult:
-    the_lake = lake.lake()
-    before = rows_now(the_lake, DRIFT_MONITOR.name)
-    report = monitor(
-        the_lake,
-        landing.zone(),
-        MonitorPolicy(config.window_days, config.threshold, config.min_feedback),
-    )
-    for line in report.events:
-        context.log.warning(f"drift event written to the landing zone: {line}")
-    return dg.MaterializeResult(
-        metadata=table_metadata(
-            the_lake,
-            DRIFT_MONITOR.name,
-            before,
-            evaluated=report.committed,
-            breaches=dg.MetadataValue.json(report.breaches),
-            events_written=len(report.events),
-            landing_file=report.landing_file or "",
-        )
-    )
-
+model_registry_audit = dg.AssetSpec(REGISTRY_AUDIT.name, **asset_args(REGISTRY_AUDIT.name))
 
 RETRAIN_ASSETS = [training_snapshot, lora_adapter, candidate_eval, model_registry]
-ASSETS = [*RETRAIN_ASSETS, drift_monitor]
+ASSETS = [*RETRAIN_ASSETS, model_registry_audit]

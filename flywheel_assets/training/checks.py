@@ -2,8 +2,9 @@
 
 import dagster as dg
 
+from ..catalog.models import MODEL_REGISTRY
 from ..resources import LakeResource
-from .registry import MODEL_REGISTRY, PROMOTED, Registry
+from .registry import PROMOTED, Registry
 
 
 @dg.asset_check(

@@ -4,12 +4,12 @@ import dagster as dg
 
 from .assets import ASSETS
 from .checks import CHECKS
-from .jobs import retrain_job
+from .jobs import promote_model_job, retrain_job, rollback_model_job
 from .sensors import curated_pairs_sensor, drift_sensor
 
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=CHECKS,
-    jobs=[retrain_job],
+    jobs=[retrain_job, promote_model_job, rollback_model_job],
     sensors=[curated_pairs_sensor, drift_sensor],
 )

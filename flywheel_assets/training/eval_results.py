@@ -6,30 +6,8 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from ..ingest.contract import TIMESTAMP
-from ..lake.tables import TableSpec
-
-# Answers are generated from the users' (redacted) prompts, so the table is kept like the curated
-# ones: no change feed, log statistics on ids and times only.
-CANDIDATE_EVALS = TableSpec(
-    "candidate_eval",
-    pa.schema(
-        [
-            pa.field("candidate_id", pa.string()),  # the model this evaluation gated
-            pa.field("role", pa.string()),  # production | candidate
-            pa.field("model_id", pa.string()),  # the model that answered ("base": no adapter)
-            pa.field("case_id", pa.string()),
-            pa.field("kind", pa.string()),
-            pa.field("holdout", pa.bool_()),
-            pa.field("output", pa.string()),
-            pa.field("score", pa.float64()),
-            pa.field("passed", pa.bool_()),
-            pa.field("run_id", pa.string()),
-            pa.field("evaluated_at", TIMESTAMP),
-        ]
-    ),
-    safe_columns=("candidate_id", "case_id", "evaluated_at"),
-)
+from ..catalog.models import CANDIDATE_EVALS
+from ..contract.records import TIMESTAMP
 
 
 def scored_rows(candidate_id: str, parts: list[tuple[str, str, pa.Table]], run_id: str) -> pa.Table:

@@ -13,49 +13,12 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from ..ingest.contract import TIMESTAMP
-from ..lake.tables import Lake, TableSpec
+from ..catalog.models import MODEL_REGISTRY, REGISTRY_AUDIT
+from ..lake.tables import Lake
 
 CANDIDATE, PROMOTED, REJECTED, RETIRED = "candidate", "promoted", "rejected", "retired"
 STATUSES = (CANDIDATE, PROMOTED, REJECTED, RETIRED)
 TRIGGERS = ("threshold", "drift", "manual")
-
-MODEL_REGISTRY = TableSpec(
-    "model_registry",
-    pa.schema(
-        [
-            pa.field("model_id", pa.string()),
-            pa.field("base_model", pa.string()),
-            pa.field("adapter_uri", pa.string()),
-            pa.field("method", pa.string()),
-            pa.field("hyperparameters", pa.string()),  # JSON
-            pa.field("snapshot_id", pa.string()),
-            pa.field("dataset_versions", pa.string()),  # JSON: {"sft_set": 4, ...}
-            pa.field("metrics", pa.string()),  # JSON: pass rates before and after, losses
-            pa.field("status", pa.string()),
-            pa.field("status_reason", pa.string()),
-            pa.field("trigger", pa.string()),
-            pa.field("run_key", pa.string()),
-            pa.field("run_id", pa.string()),
-            pa.field("created_at", TIMESTAMP),
-            pa.field("updated_at", TIMESTAMP),
-        ]
-    ),
-)
-REGISTRY_AUDIT = TableSpec(
-    "model_registry_audit",
-    pa.schema(
-        [
-            pa.field("at", TIMESTAMP),
-            pa.field("model_id", pa.string()),
-            pa.field("from_status", pa.string()),
-            pa.field("to_status", pa.string()),
-            pa.field("reason", pa.string()),
-            pa.field("action", pa.string()),  # register | promote | rollback
-            pa.field("actor", pa.string()),  # a Dagster run id, or "cli"
-        ]
-    ),
-)
 
 
 class RegistryError(Exception):

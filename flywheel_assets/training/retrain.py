@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ..catalog.curated import DPO_SET, EVAL_CASES, KTO_SET, SFT_SET
 from ..curation.export import ExportFormat, export_rows
-from ..curation.schemas import DPO_SET, EVAL_CASES, KTO_SET, SFT_SET
 from ..lake.tables import Lake
 from .evaluation import Judge, score
 from .snapshot import Snapshot

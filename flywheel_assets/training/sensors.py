@@ -7,12 +7,13 @@ import json
 import dagster as dg
 import pyarrow.compute as pc
 
-from ..ingest.contract import DRIFT_EVENTS
+from ..contract.records import DRIFT_EVENTS
 from ..ingest.sensors import run_in_flight
-from ..resources import LakeResource, TrainingResource
+from ..resources import LakeResource
 from .assets import TRIGGER_TAG
 from .drift import corrected_rows_in_window
 from .jobs import retrain_job
+from .resources import TrainingResource
 from .snapshot import describe_counts, last_snapshot, new_rows_since, versions_key
 
 

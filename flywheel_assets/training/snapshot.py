@@ -14,30 +14,14 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..catalog.curated import DPO_SET, EVAL_CASES, KTO_SET, SFT_SET
+from ..catalog.models import TRAINING_SNAPSHOTS
 from ..curation.builds import source_versions
-from ..curation.schemas import DPO_SET, EVAL_CASES, KTO_SET, SFT_SET
-from ..ingest.contract import TIMESTAMP
-from ..lake.tables import Lake, TableSpec, table_stats
+from ..lake.tables import Lake, table_stats
 
 # The tables a model trains on; eval_cases is pinned too, so its evaluation can be repeated.
 TRAINING_TABLES = (SFT_SET.name, DPO_SET.name, KTO_SET.name)
 PINNED_TABLES = (*TRAINING_TABLES, EVAL_CASES.name)
-
-TRAINING_SNAPSHOTS = TableSpec(
-    "training_snapshot",
-    pa.schema(
-        [
-            pa.field("snapshot_id", pa.string()),
-            pa.field("run_id", pa.string()),
-            pa.field("trigger", pa.string()),  # threshold | drift | manual
-            pa.field("run_key", pa.string()),
-            pa.field("versions", pa.string()),  # JSON: {"sft_set": 4, ...}
-            pa.field("rows", pa.string()),  # JSON: rows per table at those versions
-            pa.field("new_rows", pa.string()),  # JSON: rows added since the previous snapshot
-            pa.field("created_at", TIMESTAMP),
-        ]
-    ),
-)
 
 
 class TooLittleData(Exception):

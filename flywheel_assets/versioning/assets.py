@@ -1,29 +1,11 @@
-"""The versioning stage's tables, written by rollback_table_job and `flywheel rollback/readmit`."""
+"""The versioning stage's tables, written by rollback_table_job and readmit_rollback_job."""
 
 import dagster as dg
 
-from ..lake.exclusions import ROLLBACK_AUDIT, ROLLBACK_EXCLUSIONS
-from ..metadata import column_schema
+from ..catalog.governance import ROLLBACK_AUDIT, ROLLBACK_EXCLUSIONS
+from ..metadata import asset_args
 
-GROUP = "operations"  # with the drift monitor: the loop's upkeep, not its data
-
-rollback_audit = dg.AssetSpec(
-    ROLLBACK_AUDIT.name,
-    group_name=GROUP,
-    kinds={"delta"},
-    description="One row per rollback or re-admission (rollback_id, action): the table, the "
-    "versions from and to, rows before and after, ids excluded or re-admitted, erased rows "
-    "removed again, the models that trained on the rolled-back versions, reason, actor, run.",
-    metadata={"dagster/column_schema": column_schema(ROLLBACK_AUDIT.schema)},
-)
-rollback_exclusions = dg.AssetSpec(
-    ROLLBACK_EXCLUSIONS.name,
-    group_name=GROUP,
-    kinds={"delta"},
-    description="One row per id a rollback took away (rollback_id, id): the table, the id column, "
-    "and the scope ('all': no stage may carry it; a curated table: only that table's rebuild "
-    "leaves it out). Active until the rollback is re-admitted.",
-    metadata={"dagster/column_schema": column_schema(ROLLBACK_EXCLUSIONS.schema)},
-)
+rollback_audit = dg.AssetSpec(ROLLBACK_AUDIT.name, **asset_args(ROLLBACK_AUDIT.name))
+rollback_exclusions = dg.AssetSpec(ROLLBACK_EXCLUSIONS.name, **asset_args(ROLLBACK_EXCLUSIONS.name))
 
 ASSETS = [rollback_audit, rollback_exclusions]

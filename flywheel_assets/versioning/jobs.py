@@ -5,11 +5,13 @@ from datetime import datetime
 import dagster as dg
 from pydantic import Field
 
-from ..lake.exclusions import ROLLBACK_AUDIT
-from ..lake.maintenance import maintain_all
+from .. import catalog
+from ..catalog.governance import ROLLBACK_AUDIT
+from ..lake.maintenance import MaintenanceReport, maintain_all
 from ..lake.versions import VersionUnavailable
-from ..resources import LakeResource, PrivacyResource
-from .rollback import TARGETS, RollbackError, rollback_table
+from ..privacy.resources import PrivacyResource
+from ..resources import LakeResource
+from .rollback import TARGETS, ReadmitResult, RollbackError, readmit, rollback_table
 
 
 class RollbackConfig(dg.Config):
@@ -96,6 +98,72 @@ def rollback_table_job():
     restore_table_version()
 
 
+class ReadmitConfig(dg.Config):
+    rollback_id: str = Field(
+        description="The rollback to lift (see `flywheel history --rollbacks`)."
+    )
+    reason: str = Field(description="Why; recorded in rollback_audit.")
+
+
+@dg.op(
+    description="Lift a rollback's exclusions: appended tables get the rows back from the version "
+    "before the rollback, tables rebuilt whole get them on the next run. Erased users stay out."
+)
+def readmit_rolled_back_rows(
+    context: dg.OpExecutionContext,
+    config: ReadmitConfig,
+    lake: LakeResource,
+    privacy: PrivacyResource,
+) -> ReadmitResult:
+    the_lake = lake.lake()
+    try:
+        result = readmit(
+            the_lake,
+            config.rollback_id,
+            key=privacy.key(),
+            reason=config.reason,
+            actor="dagster",
+            run_id=context.run_id,
+        )
+    except (RollbackError, VersionUnavailable) as exc:
+        raise dg.Failure(str(exc)) from None
+    if result.rows_restored:
+        stats = the_lake.stats(result.table)
+        context.log_event(
+            dg.AssetMaterialization(
+                result.table,
+                description=f"re-admitted {result.rows_restored} row(s) of {result.rollback_id}",
+                metadata={
+                    "delta_version": stats.version,
+                    "dagster/row_count": stats.rows,
+                    "rows_added": result.rows_restored,
+                    "rollback_id": result.rollback_id,
+                },
+            )
+        )
+    context.log_event(
+        dg.AssetMaterialization(
+            ROLLBACK_AUDIT.name,
+            metadata={
+                "delta_version": the_lake.stats(ROLLBACK_AUDIT.name).version,
+                "rollback_id": result.rollback_id,
+                "ids_readmitted": result.ids_readmitted,
+            },
+        )
+    )
+    context.log.info(
+        f"{result.rollback_id}: {result.ids_readmitted} id(s) re-admitted; {result.note}"
+    )
+    return result
+
+
+@dg.job(
+    description="Re-admit the rows a rollback took away, from the Launchpad or `flywheel readmit`."
+)
+def readmit_rollback_job():
+    readmit_rolled_back_rows()
+
+
 class MaintenanceConfig(dg.Config):
     min_files: int = Field(
         default=8, description="Compact a table once it has at least this many data files."
@@ -112,17 +180,21 @@ class MaintenanceConfig(dg.Config):
 )
 def compact_and_vacuum(
     context: dg.OpExecutionContext, config: MaintenanceConfig, lake: LakeResource
-) -> None:
-    from ..runner import dataset_tables  # the code location's tables; imported late (cycle)
-
-    reports = maintain_all(
-        lake.lake(), dataset_tables(), min_files=config.min_files, vacuum=config.vacuum
+) -> list[MaintenanceReport]:
+    reports = list(
+        maintain_all(
+            lake.lake(),
+            [t.name for t in catalog.TABLES],
+            min_files=config.min_files,
+            vacuum=config.vacuum,
+        )
     )
     for report in reports:
         context.log.info(
             f"{report.table}: files {report.files_before} -> {report.files_after}, "
             f"rows {report.rows}, {report.files_vacuumed} file(s) vacuumed"
         )
+    return reports
 
 
 @dg.job(

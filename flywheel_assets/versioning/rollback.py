@@ -16,15 +16,10 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..ingest.contract import ANNOTATIONS, DRIFT_EVENTS, FEEDBACK, INTERACTIONS
-from ..lake.exclusions import (
-    ALL,
-    READMIT,
-    ROLLBACK,
-    ROLLBACK_AUDIT,
-    ROLLBACK_EXCLUSIONS,
-    readmitted_rollbacks,
-)
+from .. import catalog
+from ..catalog.entry import Refuse, Restore
+from ..catalog.governance import ROLLBACK_AUDIT, ROLLBACK_EXCLUSIONS
+from ..governance.exclusions import ALL, READMIT, ROLLBACK, readmitted_rollbacks
 from ..lake.tables import Lake, TableSpec
 from ..lake.versions import VersionUnavailable, check_restorable, restore, version_at
 from ..privacy.erasure import purge_erased
@@ -34,36 +29,28 @@ from ..training.snapshot import PINNED_TABLES
 
 @dataclass(frozen=True)
 class Target:
-    """How a table's rolled-back rows are named, and whether later runs rebuild it whole."""
+    """A table that may be rolled back, with its catalog rule."""
 
-    id_column: str | None  # None: a derived table with nothing to exclude
-    scope: str  # "all" or the table itself
-    rebuilt: bool  # rebuilt whole by every run (curated) rather than appended to
+    table: str
+    rule: Restore
+
+    @property
+    def id_column(self) -> str | None:
+        return self.rule.id_column
+
+    @property
+    def scope(self) -> str:
+        # Rows rolled back from an upstream table stay out of every stage; a curated set's
+        # stay out of that set's rebuild only.
+        return ALL if self.rule.everywhere else self.table
+
+    @property
+    def rebuilt(self) -> bool:
+        return self.rule.rebuilt
 
 
-_CURATED = ("eval_cases", "review_queue", "sft_set", "dpo_set", "kto_set")
-TARGETS: dict[str, Target] = {
-    INTERACTIONS.table: Target("request_id", ALL, False),
-    FEEDBACK.table: Target("feedback_id", ALL, False),
-    ANNOTATIONS.table: Target("annotation_id", ALL, False),
-    DRIFT_EVENTS.table: Target("event_id", ALL, False),
-    "redacted_logs": Target("request_id", ALL, False),
-    "redacted_feedback": Target("feedback_id", ALL, False),
-    "redacted_annotations": Target("annotation_id", ALL, False),
-    "tagged_rows": Target("request_id", ALL, True),
-    **{name: Target("source_request_ids", name, True) for name in _CURATED},
-    "feedback_metrics": Target(None, ALL, True),
-}
-# Tables whose rollback would undo a safeguard rather than data, and what to do instead.
-REFUSED = {
-    "ingest_ledger": "rolling back the ledger would re-ingest landing files; roll back the tables "
-    "they fed instead",
-    "erasure_tombstones": "erasures cannot be undone",
-    "rollback_audit": "the rollback audit is append-only",
-    "rollback_exclusions": "use 'flywheel readmit ROLLBACK_ID' to lift a rollback's exclusions",
-    "model_registry": "use 'flywheel rollback-model' to change the promoted model",
-    "model_registry_audit": "the registry audit is append-only",
-}
+# The tables a rollback can restore, by name.
+TARGETS = [t.name for t in catalog.TABLES if isinstance(t.rollback, Restore)]
 
 
 class RollbackError(ValueError):
@@ -174,7 +161,13 @@ class ReadmitResult:
 
 
 def readmit(
-    lake: Lake, rollback_id: str, *, key: bytes, reason: str, actor: str = "cli"
+    lake: Lake,
+    rollback_id: str,
+    *,
+    key: bytes,
+    reason: str,
+    actor: str = "cli",
+    run_id: str | None = None,
 ) -> ReadmitResult:
     """Lift a rollback's exclusions. Tables appended to (raw, redacted) get the rolled-back rows
     back from the version before the rollback; tables rebuilt whole get them on the next run."""
@@ -184,7 +177,7 @@ def readmit(
     if rollback_id in readmitted_rollbacks(lake):
         raise RollbackError(f"rollback {rollback_id} was already re-admitted")
     table = record["table"]
-    target = TARGETS[table]
+    target = _target(table)
     ids = _excluded_ids(lake, rollback_id)
     restored = 0
     note = "the next run rebuilds the table with these rows"
@@ -230,7 +223,7 @@ def readmit(
         action=READMIT,
         reason=reason,
         actor=actor,
-        run_id=None,
+        run_id=run_id,
     )
     return ReadmitResult(rollback_id, table, len(ids), restored, note)
 
@@ -270,13 +263,14 @@ def audit_log(lake: Lake) -> list[dict]:
 
 
 def _target(table: str) -> Target:
-    if table in REFUSED:
-        raise RollbackError(f"{table} cannot be rolled back: {REFUSED[table]}")
-    if table not in TARGETS:
+    entry = catalog.BY_NAME.get(table)
+    if entry is None:
         raise RollbackError(
             f"unknown table {table!r}; tables that can be rolled back: {', '.join(sorted(TARGETS))}"
         )
-    return TARGETS[table]
+    if isinstance(entry.rollback, Refuse):
+        raise RollbackError(f"{table} cannot be rolled back: {entry.rollback.reason}")
+    return Target(table, entry.rollback)
 
 
 def _rows_taken_away(before: pa.Table, after: pa.Table, column: str | None) -> pa.Array:

@@ -1,0 +1,1 @@
+"""Monitoring: the drift monitor over the feedback metrics."""
