@@ -1,0 +1,1 @@
+"""Flywheel's tests: one folder per stage, with the helpers they share in support/."""

@@ -1,9 +1,7 @@
-"""Shared fixtures: a landing zone and a lake on tmp_path, and helpers to write landing files."""
+"""Shared fixtures: a landing zone and a lake on tmp_path, the hash key, a clean environment."""
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from hypothesis import settings
 
 from flywheel_assets.contract.landing import LandingZone
 from flywheel_assets.lake.tables import Lake
+from flywheel_tests.support.records import TEST_HASH_KEY
 
 # In CI the property tests replay the same examples every run, so a failure is reproducible, never
 # a matter of luck; locally they keep exploring new ones.
@@ -28,9 +27,6 @@ def _no_flywheel_env(monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.delenv("FLYWHEEL_RETRAIN_MIN_PAIRS", raising=False)
     monkeypatch.setenv("DAGSTER_DISABLE_TELEMETRY", "1")
-
-
-TEST_HASH_KEY = "a-test-secret-of-enough-length"
 
 
 @pytest.fixture
@@ -54,49 +50,3 @@ def zone(landing_dir: Path) -> LandingZone:
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     return Lake(str(tmp_path / "lake"))
-
-
-def write_lines(root: Path, rel: str, lines: list) -> Path:
-    """Write landing lines: dicts become JSON, str and bytes are written as they are."""
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = b"".join(_encode(line) + b"\n" for line in lines)
-    path.write_bytes(gzip.compress(raw, mtime=0) if rel.endswith(".gz") else raw)
-    return path
-
-
-def _encode(line) -> bytes:
-    if isinstance(line, bytes):
-        return line
-    if isinstance(line, str):
-        return line.encode()
-    return json.dumps(line).encode()
-
-
-def interaction(request_id: str, **over) -> dict:
-    record = {
-        "request_id": request_id,
-        "ts": "2026-11-20T10:00:00+00:00",
-        "prompt": f"question {request_id}?",
-        "response": f"answer {request_id}.",
-        "model_version": "m-2026-11-01",
-    }
-    record.update(over)
-    return record
-
-
-def drift_event(event_id: str, ts: str, **over) -> dict:
-    record = {"event_id": event_id, "ts": ts, "metric": "neg", "value": 0.3, "threshold": 0.2}
-    record.update(over)
-    return record
-
-
-def feedback(feedback_id: str, request_id: str, kind: str = "thumbs_up", **over) -> dict:
-    record = {
-        "feedback_id": feedback_id,
-        "request_id": request_id,
-        "ts": "2026-11-20T10:05:00Z",
-        "kind": kind,
-    }
-    record.update(over)
-    return record

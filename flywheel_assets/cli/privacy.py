@@ -6,7 +6,7 @@ import argparse
 
 from .options import add_locations
 from .output import CliError, format_table
-from .runner import materializations, run_job_for_cli
+from .runner import run_job_for_cli
 
 
 def add_commands(sub) -> None:
@@ -48,8 +48,7 @@ def _forget(args: argparse.Namespace) -> int:
     result = run_job_for_cli(
         args, "erase_user_job", "erase_user_rows", {"user_id": args.user_id, "reason": args.reason}
     )
-    mats = materializations(result)
-    touched = mats.get("erasure_tombstones", {}).get("tables_touched", {})
+    touched = result.output_for_node("erase_user_rows").tables
     rows = [
         [table, info["rows_deleted"], info["version_before"], info["version_after"]]
         for table, info in sorted(touched.items())
@@ -65,8 +64,9 @@ def _expire(args: argparse.Namespace) -> int:
         raise CliError("--days must be at least 1")
     # Dagster names enum config values by member name.
     config = {"raw_days": args.days, "landing_files": args.landing_files.upper()}
-    mats = materializations(run_job_for_cli(args, "retention_job", "expire_raw_data", config))
-    rows = [[t, m.get("rows_deleted", 0)] for t, m in sorted(mats.items())]
+    result = run_job_for_cli(args, "retention_job", "expire_raw_data", config)
+    deleted = result.output_for_node("expire_raw_data").rows_deleted
+    rows = [[t, n] for t, n in sorted(deleted.items()) if n]
     print(f"expired raw data older than {args.days} days")
     print(format_table(["table", "rows deleted"], rows) if rows else "no raw rows were old enough")
     return 0

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from .options import add_json, add_lake, add_locations, lake_of
 from .output import CliError, format_table
-from .runner import materializations, run_job_for_cli
+from .runner import run_job_for_cli
 
 
 def add_commands(sub) -> None:
@@ -143,22 +143,17 @@ def _rollback(args: argparse.Namespace) -> int:
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         config["to_timestamp"] = when.isoformat()
-    mats = materializations(
-        run_job_for_cli(args, "rollback_table_job", "restore_table_version", config)
-    )
-    meta = mats[args.table]
+    result = run_job_for_cli(args, "rollback_table_job", "restore_table_version", config)
+    rolled = result.output_for_node("restore_table_version")
+    version = lake_of(args).stats(args.table).version
     print(
-        f"{args.table}: rolled back from version {meta['rolled_back_from']} to "
-        f"{meta['rolled_back_to']} (now version {meta['delta_version']}, "
-        f"{meta['dagster/row_count']} rows)"
+        f"{args.table}: rolled back from version {rolled.from_version} to {rolled.to_version} "
+        f"(now version {version}, {rolled.rows_after} rows)"
     )
-    print(
-        f"rollback id: {meta['rollback_id']} "
-        f"({meta['ids_excluded']} id(s) excluded from later runs)"
-    )
-    if meta["erased_rows_removed"]:
-        print(f"erased users' rows removed again: {meta['erased_rows_removed']}")
-    models = meta["affected_model_ids"]
+    print(f"rollback id: {rolled.rollback_id} ({rolled.ids_count} id(s) excluded from later runs)")
+    if rolled.erased_rows_removed:
+        print(f"erased users' rows removed again: {rolled.erased_rows_removed}")
+    models = [m["model_id"] for m in rolled.affected_models]
     print(
         "models trained on the rolled-back versions: " + (", ".join(models) if models else "none")
     )

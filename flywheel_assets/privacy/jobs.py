@@ -8,9 +8,9 @@ from pydantic import Field
 from .. import catalog
 from ..catalog.governance import TOMBSTONES
 from ..resources import LakeResource, LandingResource
-from .erasure import erase_user
+from .erasure import ErasureReport, erase_user
 from .resources import PrivacyResource
-from .retention import LandingAction, expire_raw
+from .retention import LandingAction, RetentionReport, expire_raw
 
 
 class RetentionConfig(dg.Config):
@@ -32,7 +32,7 @@ def expire_raw_data(
     config: RetentionConfig,
     lake: LakeResource,
     landing: LandingResource,
-) -> None:
+) -> RetentionReport:
     if config.raw_days < 1:
         raise dg.Failure("raw_days must be at least 1")
     cutoff = datetime.now(UTC) - timedelta(days=config.raw_days)
@@ -58,6 +58,7 @@ def expire_raw_data(
         f"retention cutoff {cutoff.isoformat()}: rows deleted {report.rows_deleted}; "
         f"landing files {config.landing_files.value}: {len(report.landing_files)}"
     )
+    return report
 
 
 @dg.job(description="Expire raw data: delete rows and landing files older than the window.")
@@ -76,7 +77,7 @@ def erase_user_rows(
     config: EraseConfig,
     lake: LakeResource,
     privacy: PrivacyResource,
-) -> None:
+) -> ErasureReport:
     the_lake = lake.lake()
     tables = [t.name for t in catalog.TABLES if t.name != TOMBSTONES.name]
     try:
@@ -106,6 +107,7 @@ def erase_user_rows(
         f"erased user {report.user_hash[:12]}…: {report.rows_deleted} rows in "
         f"{len(report.tables)} tables, {len(report.request_ids)} requests"
     )
+    return report
 
 
 @dg.job(description="Right to erasure: remove one user's rows from every table, raw to curated.")

@@ -11,7 +11,14 @@ from ..lake.maintenance import MaintenanceReport, maintain_all
 from ..lake.versions import VersionUnavailable
 from ..privacy.resources import PrivacyResource
 from ..resources import LakeResource
-from .rollback import TARGETS, ReadmitResult, RollbackError, readmit, rollback_table
+from .rollback import (
+    TARGETS,
+    ReadmitResult,
+    RollbackError,
+    RollbackResult,
+    readmit,
+    rollback_table,
+)
 
 
 class RollbackConfig(dg.Config):
@@ -36,7 +43,7 @@ def restore_table_version(
     config: RollbackConfig,
     lake: LakeResource,
     privacy: PrivacyResource,
-) -> None:
+) -> RollbackResult:
     try:
         when = datetime.fromisoformat(config.to_timestamp) if config.to_timestamp else None
     except ValueError:
@@ -88,6 +95,7 @@ def restore_table_version(
         f"(new version {result.restored_version}); {result.ids_count} id(s) excluded; "
         f"{len(models)} affected model(s): {', '.join(m['model_id'] for m in models) or 'none'}"
     )
+    return result
 
 
 @dg.job(

@@ -1,0 +1,1 @@
+"""Tests of the `flywheel` command as a user runs it, in a real subprocess."""

@@ -1,0 +1,1 @@
+"""Tests of the HTTP collector and the client distribution apps embed."""

@@ -1,0 +1,1 @@
+"""Tests of the curation stage: tagging, the curated sets, their checks, caps and exports."""

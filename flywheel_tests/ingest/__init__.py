@@ -1,0 +1,1 @@
+"""Tests of the ingest stage: the landing contract, ingestion, its assets, sensor and crashes."""

@@ -1,0 +1,1 @@
+"""Tests of the seeded sample landing-zone generator."""

@@ -1,0 +1,1 @@
+"""Tests of the training stage: snapshots, LoRA training, the gate, the registry and retraining."""

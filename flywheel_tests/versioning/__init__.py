@@ -1,0 +1,1 @@
+"""Tests of versioning: table rollback through Dagster, and the CLI commands for it."""
