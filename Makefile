@@ -9,8 +9,10 @@ SOURCES := flywheel_assets flywheel_tests benchmarks client
 run ui: export DAGSTER_HOME := $(DAGSTER_HOME)
 # The sample has about 870 curated training rows: the demo retrains on them (production: 5000).
 ui: export FLYWHEEL_RETRAIN_MIN_PAIRS ?= 500
+# The review page's operator token for the local demo (127.0.0.1 only); set your own otherwise.
+ui review: export FLYWHEEL_OPERATOR_TOKENS ?= demo=demo-operator-token
 
-.PHONY: run test ui lint format bench clean
+.PHONY: run test ui review lint format bench clean
 
 run: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/flywheel sample --if-empty
@@ -21,8 +23,13 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/python -m pytest
 
+# The Dagster UI on :3000 and, beside it over the same lake, the review page on :8801.
 ui: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/flywheel review & review=$$!; trap 'kill $$review' EXIT INT TERM; \
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+review: $(VENV)/.installed
+	$(BIN)/flywheel review
 
 # N interactions (default 1,000,000): Flywheel against the I/O floor and the textbook implementation.
 bench: $(VENV)/.installed

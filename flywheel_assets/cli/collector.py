@@ -42,6 +42,20 @@ def add_commands(sub) -> None:
     collect.set_defaults(handler=_collect)
 
 
+def producer_tokens() -> tuple[str, ...]:
+    """The collector's bearer tokens from the environment."""
+    return tuple(t.strip() for t in os.environ.get(TOKENS_ENV, "").split(",") if t.strip())
+
+
+def spool_dir(args: argparse.Namespace, landing: str, name: str) -> Path:
+    """`--spool-dir`, else the folder `name` in a local landing zone."""
+    if args.spool_dir:
+        return Path(args.spool_dir)
+    if "://" in landing:
+        raise CliError("a landing zone on an object store needs --spool-dir (a local folder)")
+    return Path(landing) / name
+
+
 def _collect(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -53,13 +67,8 @@ def _collect(args: argparse.Namespace) -> int:
             f"the collector needs the [collector] extra (pip install 'flywheel[collector]'): {exc}"
         ) from None
     landing = landing_of(args)
-    if args.spool_dir:
-        spool = Path(args.spool_dir)
-    elif "://" in landing:
-        raise CliError("a landing zone on an object store needs --spool-dir (a local folder)")
-    else:
-        spool = Path(landing) / "_collector"
-    tokens = [t.strip() for t in os.environ.get(TOKENS_ENV, "").split(",") if t.strip()]
+    spool = spool_dir(args, landing, "_collector")
+    tokens = list(producer_tokens())
     try:
         settings = CollectorSettings(
             landing=landing,

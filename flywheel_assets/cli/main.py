@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import collector, data, privacy, training, versions
+from . import collector, data, privacy, review, training, versions
 from .output import CliError
 
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    for commands in (data, privacy, training, versions, collector):
+    for commands in (data, privacy, training, versions, collector, review):
         commands.add_commands(sub)
     return parser
 

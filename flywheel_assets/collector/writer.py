@@ -41,7 +41,14 @@ class _Spool:
 
 
 class LandingWriter:
-    def __init__(self, landing: LandingZone, spool_dir: Path, settings: WriterSettings):
+    def __init__(
+        self,
+        landing: LandingZone,
+        spool_dir: Path,
+        settings: WriterSettings,
+        *,
+        prefix: str = "collector",
+    ):
         self.landing = landing
         self.spool_dir = spool_dir
         self.settings = settings
@@ -49,7 +56,7 @@ class LandingWriter:
         self._queue: queue.Queue = queue.Queue()
         self._spools: dict[str, _Spool] = {}
         self._unpublished: list[tuple[str, Path]] = []  # retried every tick, and at the next start
-        self._prefix = f"collector-{socket.gethostname()}-{os.getpid()}"
+        self._prefix = f"{prefix}-{socket.gethostname()}-{os.getpid()}"
         self._seq = 0
         spool_dir.mkdir(parents=True, exist_ok=True)
         self._recover()
