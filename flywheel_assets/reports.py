@@ -57,3 +57,26 @@ class DriftReport(_Report):
 
     breaches: dict[str, float] = field(default_factory=dict)
     events_stored: int = 0
+
+
+@dataclass(frozen=True)
+class SnapshotReport(_Report):
+    """What a retrain pinned: the snapshot, each table's version, rows and rows new since the
+    previous snapshot."""
+
+    snapshot_id: str = ""
+    dataset_versions: dict[str, int] = field(default_factory=dict)
+    rows_at_versions: dict[str, int] = field(default_factory=dict)
+    new_rows: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AdapterReport(_Report):
+    """The adapter a retrain trained: where it is, on what, and each stage's first and last loss."""
+
+    model_id: str = ""
+    base_model: str = ""
+    method: str = ""
+    device: str = ""
+    snapshot_id: str = ""
+    losses: dict[str, dict[str, float]] = field(default_factory=dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..reports import AdapterReport, SnapshotReport
 from .options import add_json, add_lake, add_locations, lake_of, landing_of
 from .output import CliError, format_table
 from .runner import run_job_for_cli
@@ -113,11 +114,12 @@ def _retrain(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from None
         result, failure = exc.result, str(exc)
     mats = materializations(result)
-    model_id = mats.get("lora_adapter", {}).get("model_id")
-    model = Registry(lake).get(model_id) if model_id else None
+    adapter = AdapterReport.from_metadata(mats.get("lora_adapter", {}))
+    model = Registry(lake).get(adapter.model_id) if adapter else None
     if model is None:
         raise CliError(failure or "retrain_job registered no model")
-    _print_retrain(mats, model)
+    snapshot = SnapshotReport.from_metadata(mats.get("training_snapshot", {})) or SnapshotReport()
+    _print_retrain(snapshot, adapter, model)
     return 0
 
 
@@ -125,10 +127,9 @@ def _given(config: dict) -> dict:
     return {k: v for k, v in config.items() if v is not None}
 
 
-def _print_retrain(mats: dict, model: dict) -> None:
-    snap = mats.get("training_snapshot", {})
-    rows, new = snap.get("rows_at_versions", {}), snap.get("new_rows", {})
-    print(f"snapshot {snap.get('snapshot_id')}")
+def _print_retrain(snapshot: SnapshotReport, adapter: AdapterReport, model: dict) -> None:
+    rows, new = snapshot.rows_at_versions, snapshot.new_rows
+    print(f"snapshot {snapshot.snapshot_id}")
     print(
         format_table(
             ["table", "version", "rows", "new rows"],
@@ -138,13 +139,12 @@ def _print_retrain(mats: dict, model: dict) -> None:
             ],
         )
     )
-    adapter = mats.get("lora_adapter", {})
     losses = ", ".join(
         f"{stage} loss {loss['first']:.3f} -> {loss['last']:.3f}"
-        for stage, loss in adapter.get("losses", {}).items()
+        for stage, loss in adapter.losses.items()
     )
     print()
-    print(f"trained {model['model_id']} ({model['method']}) on {adapter.get('device')}: {losses}")
+    print(f"trained {model['model_id']} ({model['method']}) on {adapter.device}: {losses}")
     print(f"adapter: {model['adapter_uri']}")
     metrics = model["metrics"]
     before, after = metrics.get("before", {}), metrics.get("after", {})

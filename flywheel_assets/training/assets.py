@@ -9,6 +9,7 @@ from pydantic import Field
 from ..catalog.models import CANDIDATE_EVALS, MODEL_REGISTRY, REGISTRY_AUDIT, TRAINING_SNAPSHOTS
 from ..lake.tables import Lake
 from ..metadata import asset_args, rows_now, table_metadata
+from ..reports import AdapterReport, SnapshotReport
 from ..resources import LakeResource
 from .eval_results import scored_rows
 from .evaluation import load_judge
@@ -138,10 +139,12 @@ def training_snapshot(
             the_lake,
             TRAINING_SNAPSHOTS.name,
             before,
-            snapshot_id=snap.snapshot_id,
-            dataset_versions=dg.MetadataValue.json(snap.versions),
-            rows_at_versions=dg.MetadataValue.json(snap.rows),
-            new_rows=dg.MetadataValue.json(snap.new_rows),
+            **SnapshotReport(
+                snapshot_id=snap.snapshot_id,
+                dataset_versions=snap.versions,
+                rows_at_versions=snap.rows,
+                new_rows=snap.new_rows,
+            ).metadata(),
         )
     )
 
@@ -192,16 +195,18 @@ def lora_adapter(
         )
     return dg.MaterializeResult(
         metadata={
-            "model_id": model_id,
+            **AdapterReport(
+                model_id=model_id,
+                base_model=base,
+                method=config.method,
+                device=result.device,
+                snapshot_id=snap.snapshot_id,
+                losses={
+                    n: {"first": s["first_loss"], "last": s["last_loss"]} for n, s in stages.items()
+                },
+            ).metadata(),
             "adapter_uri": dg.MetadataValue.path(str(store / model_id)),
-            "base_model": base,
-            "method": config.method,
-            "device": result.device,
-            "snapshot_id": snap.snapshot_id,
             "dataset_versions": dg.MetadataValue.json(snap.versions),
-            "losses": dg.MetadataValue.json(
-                {n: {"first": s["first_loss"], "last": s["last_loss"]} for n, s in stages.items()}
-            ),
         }
     )
 
