@@ -23,7 +23,6 @@ from .spill import Spill
 
 # Every table keeps its history for the rollback window.
 DEFAULT_RETENTION_DAYS = 30
-TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
 # Commits that leave every row as it was.
 MAINTENANCE_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES"})
 
