@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from deltalake.exceptions import CommitFailedError
 
 from ..catalog.raw import LEDGER, LEDGER_SCHEMA, QUARANTINE, QUARANTINE_SCHEMA, STREAM_TABLES
 from ..contract.landing import FileReadError, LandingFile, LandingZone, LineChunk
@@ -35,6 +36,8 @@ from ..gcpause import paused_gc
 from ..lake.spill import Spill
 from ..lake.tables import Lake
 
+# Tries at committing a batch of records made inside the pipeline while another writer commits.
+COMMIT_ATTEMPTS = 5
 # Delta app-transaction ids: one per kind of commit, versioned by batch number.
 APP_ROWS = "flywheel.ingest.rows"
 APP_PLAN = "flywheel.ingest.plan"
@@ -110,6 +113,10 @@ class ConcurrentIngestError(RuntimeError):
     """Another ingestion planned the same batch first."""
 
 
+class IngestInProgress(ConcurrentIngestError):
+    """Records made inside the pipeline wait: another ingestion's batch is open."""
+
+
 def ingest_landing(
     landing: LandingZone,
     lake: Lake,
@@ -144,6 +151,10 @@ def ingest_landing(
     batch = ledger.next_batch()
     for files in _plan(new_files, settings.max_batch_bytes):
         _commit_plan(lake, batch, files, run_id)
+        if _planned_paths(lake, batch) != {f.path for f in files}:
+            # Another writer planned other files in this batch at the same moment: its rows
+            # would make ours look applied. These files stay new for the next run.
+            raise ConcurrentIngestError(f"ingest batch {batch} was planned by another writer too")
         _run_batch(landing, lake, batch, files, by_name, settings, run_id, erased, report)
         batch += 1
     return report
@@ -161,20 +172,53 @@ def ingest_records(
     """Ingest records made inside the pipeline (the drift monitor's events) as one batch of
     `stream`, through the same validation, de-duplication, quarantine and ledger as a landing file.
 
+    Batches must commit in order, so this takes the next batch only while no other batch is open,
+    and raises `IngestInProgress` otherwise: the caller makes the records again on its next run.
     `source` names them in the ledger and in each row's `_source_file`; it is not a landing file,
-    so a crash that leaves the batch open is closed by the next ingestion as missing, and the
-    caller makes the records again.
+    so a batch a crash left open is closed by the next ingestion as missing.
     """
     data = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
     lines = _RecordLines(source, data)
-    report = IngestReport()
-    batch = _Ledger.load(lake).next_batch()
     files = [LandingFile(stream.name, source, len(data), None)]
-    _commit_plan(lake, batch, files, run_id)
-    _run_batch(
-        lines, lake, batch, files, {stream.name: stream}, IngestSettings(), run_id, erased, report
+    ledger = _Ledger.load(lake)
+    if ledger.open_plans():
+        raise IngestInProgress("another ingestion has a batch open")
+    batch = ledger.next_batch()
+    try:
+        _commit_plan(lake, batch, files, run_id)
+    except (ConcurrentIngestError, CommitFailedError):
+        raise IngestInProgress(f"another ingestion took batch {batch}") from None
+    # Two writers can both pass the plan's check before either commits: the batch is ours only
+    # if the ledger plans nothing else in it.
+    if _planned_paths(lake, batch) != {source}:
+        raise IngestInProgress(f"another ingestion planned batch {batch} too")
+    streams = {stream.name: stream}
+    for attempt in range(COMMIT_ATTEMPTS):
+        report = IngestReport()
+        try:
+            _run_batch(lines, lake, batch, files, streams, IngestSettings(), run_id, erased, report)
+            break
+        except CommitFailedError:
+            # Another writer committed to one of the tables at the same moment. Replaying the
+            # batch is safe: a table that already holds it skips it, by its app transaction.
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise
+    rows = lake.read(
+        stream.table, columns=["_source_file"], filter=pc.field("_ingest_batch") == batch
     )
+    held = 0 if rows is None else rows["_source_file"].to_pylist().count(source)
+    if held != report.totals()["valid"]:
+        raise IngestInProgress(f"batch {batch} of {stream.table} holds another ingestion's rows")
     return report
+
+
+def _planned_paths(lake: Lake, batch: int) -> set[str]:
+    plans = lake.read(
+        LEDGER.name,
+        columns=["path"],
+        filter=(pc.field("batch") == batch) & (pc.field("status") == "planned"),
+    )
+    return set() if plans is None else set(plans["path"].to_pylist())
 
 
 class _RecordLines:

@@ -49,8 +49,13 @@ def drift_monitor(
     report = monitor(
         the_lake, MonitorPolicy(config.window_days, config.threshold, config.min_feedback), store
     )
-    for event in report.events:
-        context.log.warning(f"drift event stored in drift_events: {event['event_id']}")
+    if report.deferred:
+        context.log.warning(
+            f"drift events and this evaluation wait for the next run: {report.deferred}"
+        )
+    elif report.events:
+        ids = ", ".join(e["event_id"] for e in report.events)
+        context.log.warning(f"drift event(s) stored in drift_events: {ids}")
     if report.stored:
         # drift_events is ingest's asset; the monitor's commit to it shows on its timeline too.
         context.log_event(

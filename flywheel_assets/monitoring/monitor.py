@@ -15,6 +15,7 @@ from ..catalog.curated import FEEDBACK_METRICS
 from ..catalog.models import DRIFT_MONITOR
 from ..contract.records import DRIFT_EVENTS
 from ..curation.builds import FINGERPRINT_KEY
+from ..ingest.pipeline import IngestInProgress
 from ..lake.tables import Lake
 
 METRIC = "negative_feedback_rate"
@@ -96,6 +97,7 @@ class MonitorReport:
     breaches: dict[str, float]
     events: list[dict]
     stored: int = 0  # events stored in drift_events (an erased or repeated one is not)
+    deferred: str | None = None  # why the events and the evaluation wait for the next run
 
 
 def monitor(
@@ -125,17 +127,27 @@ def monitor(
         for r in evaluations.filter(pc.field("breached")).to_pylist()
     }
     events = drift_event_records(evaluations, _known_event_ids(lake))
-    # Events first: a crash before the evaluation is recorded re-evaluates, and the events
-    # already stored are known by id.
-    stored = store_events(events) if events else 0
+    # Events first, the evaluation only once every event is in drift_events: otherwise the next
+    # run evaluates again and makes them again (a stored one is known by its id).
+    try:
+        stored = store_events(events) if events else 0
+    except IngestInProgress as exc:
+        return MonitorReport(False, breaches, events, deferred=str(exc))
+    missing = {e["event_id"] for e in events} - _ids_in(lake, DRIFT_EVENTS.table)
+    if missing:
+        return MonitorReport(
+            False, breaches, events, stored, deferred=f"{len(missing)} event(s) not stored yet"
+        )
     lake.append(DRIFT_MONITOR, evaluations, metadata={FINGERPRINT_KEY: fingerprint})
     return MonitorReport(True, breaches, events, stored)
 
 
 def _known_event_ids(lake: Lake) -> set[str]:
-    known = set()
-    for table in (DRIFT_MONITOR.name, DRIFT_EVENTS.table):
-        ids = lake.read(table, columns=["event_id"])
-        if ids is not None:
-            known.update(i for i in ids["event_id"].to_pylist() if i)
-    return known
+    # The monitor's own evaluations count too: an event withdrawn by a rollback of drift_events
+    # is not made again.
+    return _ids_in(lake, DRIFT_MONITOR.name) | _ids_in(lake, DRIFT_EVENTS.table)
+
+
+def _ids_in(lake: Lake, table: str) -> set[str]:
+    ids = lake.read(table, columns=["event_id"])
+    return set() if ids is None else {i for i in ids["event_id"].to_pylist() if i}

@@ -4,6 +4,7 @@ events it stores in drift_events through ingestion's validation and ledger."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import pyarrow as pa
@@ -11,9 +12,17 @@ import pyarrow.compute as pc
 import pytest
 
 from flywheel_assets.catalog.curated import FEEDBACK_METRICS
+from flywheel_assets.contract.landing import LandingZone
 from flywheel_assets.contract.records import DRIFT_EVENTS
-from flywheel_assets.ingest.pipeline import ingest_records
+from flywheel_assets.ingest.pipeline import (
+    IngestInProgress,
+    _commit_plan,
+    ingest_landing,
+    ingest_records,
+    new_landing_files,
+)
 from flywheel_assets.monitoring.monitor import MonitorPolicy, monitor, rolling_negative_rate
+from flywheel_tests.support.records import write_lines
 
 END = date(2026, 11, 20)
 
@@ -114,3 +123,82 @@ def test_no_metrics_yet_evaluates_nothing(lake):
     report = monitor(lake, MonitorPolicy(), store_in(lake))
     assert report.breaches == {} and report.events == []
     assert lake.read("drift_monitor").num_rows == 0
+
+
+def _event(event_id: str) -> dict:
+    return {"event_id": event_id, "ts": "2026-11-20T00:00:00+00:00", "metric": "m"} | {
+        "value": 1.0,
+        "threshold": 0.5,
+    }
+
+
+def _open_landing_batch(lake, landing_dir) -> None:
+    """A landing ingestion that planned its batch and has not finished it (running, or crashed)."""
+    write_lines(landing_dir, "drift_events/a.jsonl", [_event("e-landing")])
+    (pending,) = new_landing_files(LandingZone(str(landing_dir)), lake)
+    _commit_plan(lake, 1, [pending], run_id="r-landing")
+
+
+def test_records_wait_while_another_ingestion_has_a_batch_open(lake, landing_dir):
+    _open_landing_batch(lake, landing_dir)
+    with pytest.raises(IngestInProgress, match="batch open"):
+        ingest_records(lake, DRIFT_EVENTS, [_event("e-1")], source="_drift_monitor/t.jsonl")
+    assert lake.read("drift_events") is None  # nothing written, the open batch untouched
+    # The landing batch finishes first; then the records go in, as the batch after it.
+    ingest_landing(LandingZone(str(landing_dir)), lake)
+    ingest_records(lake, DRIFT_EVENTS, [_event("e-1")], source="_drift_monitor/t.jsonl")
+    rows = lake.read("drift_events", columns=["event_id", "_ingest_batch"]).to_pylist()
+    assert sorted((r["_ingest_batch"], r["event_id"]) for r in rows) == [
+        (1, "e-landing"),
+        (2, "e-1"),
+    ]
+
+
+def test_the_monitor_defers_its_events_and_evaluation_while_a_batch_is_open(lake, landing_dir):
+    lake.overwrite(FEEDBACK_METRICS, metrics([(0, "a", 100, 40)]))
+    _open_landing_batch(lake, landing_dir)
+
+    deferred = monitor(lake, MonitorPolicy(), store_in(lake))
+
+    assert not deferred.committed and "batch open" in deferred.deferred
+    assert lake.read("drift_monitor") is None  # evaluated again next time
+    ingest_landing(LandingZone(str(landing_dir)), lake)
+    report = monitor(lake, MonitorPolicy(), store_in(lake))
+    assert report.committed and report.stored == 1 and report.deferred is None
+    ids = sorted(lake.read("drift_events", columns=["event_id"])["event_id"].to_pylist())
+    assert ids == ["drift-monitor-a-20261120", "e-landing"]
+
+
+def test_the_monitor_records_no_evaluation_whose_events_are_not_stored(lake):
+    lake.overwrite(FEEDBACK_METRICS, metrics([(0, "a", 100, 40)]))
+    report = monitor(lake, MonitorPolicy(), lambda events: 0)  # a store that kept nothing
+    assert not report.committed and report.deferred == "1 event(s) not stored yet"
+    assert lake.read("drift_monitor") is None
+
+
+def test_racing_stores_lose_nothing(lake):
+    # Writers racing for the next batch: each either lands whole or waits, never half or lost.
+    outcomes: dict[int, str] = {}
+
+    def store(i: int) -> None:
+        try:
+            ingest_records(
+                lake, DRIFT_EVENTS, [_event(f"e-{i}")], source=f"_drift_monitor/{i}.jsonl"
+            )
+            outcomes[i] = "stored"
+        except IngestInProgress:
+            outcomes[i] = "waits"
+
+    for round_ in range(3):
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(store, range(4 * round_, 4 * round_ + 4)))
+    stored = lake.read("drift_events", columns=["event_id", "_ingest_batch"]).to_pylist()
+    done = lake.read("ingest_ledger").filter(pc.field("status") == "done").to_pylist()
+    assert sorted(r["event_id"] for r in stored) == sorted(
+        f"e-{i}" for i, outcome in outcomes.items() if outcome == "stored"
+    )
+    assert "stored" in outcomes.values()
+    # Every finished batch holds exactly the record it counted, in a batch of its own.
+    assert sorted((d["batch"], d["valid"]) for d in done) == sorted(
+        (r["_ingest_batch"], 1) for r in stored
+    )
