@@ -81,11 +81,41 @@ def browser():
 
 
 def _sign_in(driver, review) -> None:
+    driver.get(f"{review.url}/healthz")
+    driver.delete_all_cookies()  # each test signs in afresh
     driver.get(f"{review.url}/queue")
     assert "/login" in driver.current_url  # not signed in: sent to the sign-in form
-    driver.find_element("id", "token").send_keys(ALICE)
-    driver.find_element("css selector", "form button[type=submit]").click()
+    _submit_and_wait(
+        driver,
+        lambda: _click(driver, "css selector", "form button[type=submit]"),
+        before=lambda: driver.find_element("id", "token").send_keys(ALICE),
+    )
     assert driver.current_url.startswith(f"{review.url}/queue")
+
+
+def _click(driver, by: str, value: str) -> None:
+    driver.find_element(by, value).click()
+
+
+def _submit_and_wait(driver, action, before=None) -> None:
+    """Run `action` (a click or a key that loads a page) and wait until the new page is loaded."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def loaded(d) -> bool:
+        # A new page has lost the marker the old one carried.
+        try:
+            return d.execute_script(
+                "return window.__flywheelOld === undefined && document.readyState === 'complete'"
+            )
+        except WebDriverException:  # between two pages
+            return False
+
+    if before:
+        before()
+    driver.execute_script("window.__flywheelOld = true")
+    action()
+    WebDriverWait(driver, 20).until(loaded)
 
 
 def test_producer_and_unknown_tokens_cannot_reach_the_review_pages(site):
@@ -183,13 +213,14 @@ def test_an_operator_corrects_an_item_in_the_browser_and_it_reaches_sft_set(site
     from selenium.webdriver.support.ui import Select
 
     Select(browser.find_element("id", "reason")).select_by_value("negative_without_correction")
-    browser.find_element("id", "apply").click()
+    _submit_and_wait(browser, lambda: _click(browser, "id", "apply"))
+    assert "reason=negative_without_correction" in browser.current_url
     rows = browser.find_elements("css selector", "tbody tr[data-request-id]")
     assert rows and all("negative_without_correction" in r.text for r in rows)
     # r-planted was reviewed by the double-submit test: it left the list.
     assert "r-planted" not in [r.get_attribute("data-request-id") for r in rows]
     target = rows[0].get_attribute("data-request-id")
-    rows[0].find_element("tag name", "a").click()
+    _submit_and_wait(browser, lambda: rows[0].find_element("tag name", "a").click())
     assert browser.find_element("tag name", "h1").text == target
     # Type a correction and submit it with the keyboard.
     from selenium.webdriver.common.keys import Keys
@@ -197,7 +228,7 @@ def test_an_operator_corrects_an_item_in_the_browser_and_it_reaches_sft_set(site
     box = browser.find_element("id", "correction")
     box.send_keys(CORRECTION)
     _screenshot(browser, "review_item.png")
-    box.send_keys(Keys.CONTROL, Keys.ENTER)
+    _submit_and_wait(browser, lambda: box.send_keys(Keys.CONTROL, Keys.ENTER))
     assert "Saved review-" in browser.page_source
     browser.get(f"{review.url}/queue?reason=negative_without_correction")
     listed = [
