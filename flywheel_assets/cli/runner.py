@@ -13,7 +13,8 @@ from .. import catalog
 from ..contract.records import STREAMS
 from ..lake.tables import TableStats
 from ..reports import DriftReport, LandingTotals, LedgerReport, SamplingReport
-from ..settings import lake_root, landing_root, open_lake
+from ..settings import open_lake
+from .options import lake_of, landing_of
 from .output import CliError
 
 FAILURE_CLASS_PATH = f"{dg.Failure.__module__}.{dg.Failure.__qualname__}"
@@ -217,8 +218,8 @@ def run_job_for_cli(
     try:
         return execute_job(
             name,
-            landing=landing_root(getattr(args, "landing", None)),
-            lake=lake_root(getattr(args, "lake", None)),
+            landing=landing_of(args),
+            lake=lake_of(args).root,
             run_config={"ops": {op: {"config": op_config}}},
         )
     except RunFailed as exc:

@@ -151,9 +151,15 @@ def create_app(settings: ReviewSettings) -> FastAPI:
             ),
         )
 
-    @app.get("/queue/{request_id}", response_class=HTMLResponse)
-    async def queue_item(request: Request, request_id: str, saved: str | None = None):
-        operator = operator_of(request)
+    async def item_page(
+        request: Request,
+        operator: str,
+        request_id: str,
+        *,
+        status: int = 200,
+        error: str | None = None,
+        saved: str | None = None,
+    ) -> HTMLResponse:
         reviewed = state["store"].reviewed
         item = await asyncio.to_thread(queue.item, request_id, hidden=reviewed)
         if item is None:
@@ -161,14 +167,20 @@ def create_app(settings: ReviewSettings) -> FastAPI:
         return page(
             "item.html",
             request,
+            status,
             operator=operator,
             item=item,
-            reviewed=request_id in reviewed,
+            # After a refused submit the notice would describe a review that was not stored.
+            reviewed=error is None and request_id in reviewed,
             reasons=REASONS,
             nonce=secrets.token_urlsafe(16),
-            error=None,
+            error=error,
             saved=saved,
         )
+
+    @app.get("/queue/{request_id}", response_class=HTMLResponse)
+    async def queue_item(request: Request, request_id: str, saved: str | None = None):
+        return await item_page(request, operator_of(request), request_id, saved=saved)
 
     @app.post("/queue/{request_id}")
     async def submit(
@@ -192,21 +204,7 @@ def create_app(settings: ReviewSettings) -> FastAPI:
         try:
             answer = await asyncio.to_thread(state["store"].submit, review)
         except ReviewError as exc:
-            item = await asyncio.to_thread(queue.item, request_id, hidden=state["store"].reviewed)
-            if item is None:
-                raise Denied(404, f"{request_id} is not in the review queue") from None
-            return page(
-                "item.html",
-                request,
-                422,
-                operator=operator,
-                item=item,
-                reviewed=False,
-                reasons=REASONS,
-                nonce=secrets.token_urlsafe(16),
-                error=str(exc),
-                saved=None,
-            )
+            return await item_page(request, operator, request_id, status=422, error=str(exc))
         target = f"/queue/{next_id}" if next_id and next_id != request_id else "/queue"
         return RedirectResponse(f"{target}?saved={answer['annotation_id']}", 303)
 
