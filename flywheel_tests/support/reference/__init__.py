@@ -1,0 +1,1 @@
+"""Reference implementations kept to test faster ones against."""
