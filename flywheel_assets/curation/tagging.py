@@ -36,6 +36,7 @@ from .builds import (
 )
 from .caps import cap_affected, over_cap_feedback
 from .datasets import CurationPolicy, finalize
+from .lists import exploded, sorted_sets
 from .normalize import normalize_text
 from .quality import CheckOutcome, audit_curated
 from .safety import safety_flags
@@ -188,9 +189,48 @@ def _tag_some(lake: Lake, ids: pa.Array | None, inputs: _Inputs) -> tuple[pa.Tab
             pc.fill_null(pc.is_in(feedback["other_request_id"], value_set=ids), False),
         )
         feedback, capped = feedback.filter(touches), pc.filter(capped, touches)
-    signals = collect_signals(feedback, annotations, capped, inputs.weights)
-    tagged = _tag(logs, signals, inputs.windows, inputs.weights, inputs.policy, inputs.detector)
+    tagged = tag_interactions(
+        logs,
+        feedback,
+        capped,
+        annotations,
+        windows=inputs.windows,
+        weights=inputs.weights,
+        policy=inputs.policy,
+        detector=inputs.detector,
+    )
     return finalize(tagged, TAGGED_ROWS, inputs.versions), n + m
+
+
+def tag_interactions(
+    logs: pa.Table,
+    feedback: pa.Table,
+    over_cap: pa.Array,
+    annotations: pa.Table,
+    *,
+    windows: list[DriftWindow],
+    weights: SignalWeights,
+    policy: CurationPolicy,
+    detector: Detector,
+) -> pa.Table:
+    """The tagged rows of one key group of interactions (`logs`), before `finalize`.
+
+    `feedback` holds (at least) the feedback about them and the comparisons they lost, with
+    `over_cap` computed over each user's whole history; `annotations`, (at least) theirs. Rows
+    with the same normalized prompt and answer must be in the same group: `conflict` compares
+    them. Pure: no lake, no Dagster.
+    """
+    # A row is safety-flagged when its prompt or its answer trips the breaker.
+    flags = _content_flags(logs["prompt"], logs["response"], policy, detector)
+    signals = collect_signals(feedback, annotations, over_cap, weights)
+    tagged = tag_rows(
+        logs,
+        signals,
+        windows,
+        weights,
+        extra_tags={"safety_flag": pc.greater(pc.list_value_length(flags), 0)},
+    )
+    return _with_provenance(tagged.append_column("safety_flags", flags))
 
 
 def _prompt_groups(lake: Lake, rows_per_group: int) -> list[pa.Array | None]:
@@ -317,28 +357,6 @@ def _same_prompt_and_answer(lake: Lake, changed: pa.Array) -> pa.Array:
     return others["request_id"].filter(hit).combine_chunks()
 
 
-def _tag(logs, signals, windows, weights, policy, detector) -> pa.Table:
-    tagged = tag_rows(logs, signals, windows, weights)
-    # A row is safety-flagged when its prompt or its answer trips the breaker.
-    flags = [
-        sorted(set(p) | set(r))
-        for p, r in zip(
-            _content_flags(tagged["prompt"], policy, detector),
-            _content_flags(tagged["response"], policy, detector),
-            strict=True,
-        )
-    ]
-    tagged = tagged.append_column("safety_flags", pa.array(flags, pa.list_(pa.string())))
-    tags = [
-        sorted({*t, "safety_flag"}) if f else t
-        for t, f in zip(tagged["tags"].to_pylist(), flags, strict=True)
-    ]
-    tagged = tagged.set_column(
-        tagged.schema.get_field_index("tags"), "tags", pa.array(tags, pa.list_(pa.string()))
-    )
-    return _with_provenance(tagged)
-
-
 def _unique_ids(parts: list) -> pa.Array:
     arrays = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in parts]
     arrays = [a.cast(pa.string()) for a in arrays if len(a)]
@@ -347,13 +365,17 @@ def _unique_ids(parts: list) -> pa.Array:
     return pc.drop_null(pc.unique(pa.concat_arrays(arrays)))
 
 
-def _content_flags(texts, policy: CurationPolicy, detector: Detector) -> list[list[str]]:
+def _content_flags(prompts, responses, policy: CurationPolicy, detector: Detector) -> pa.Array:
+    """Per row, the sorted safety flags of its prompt and of its answer together."""
     # Length limits are for training targets; here only what the text says matters.
-    ignored = {"too_short", "too_long", "empty"}
-    return [
-        [f for f in row if f not in ignored]
-        for row in safety_flags(texts, policy.safety, detector).to_pylist()
-    ]
+    ignored = pa.array(["too_short", "too_long", "empty"])
+    rows, values = [], []
+    for texts in (prompts, responses):
+        row, flag = exploded(safety_flags(texts, policy.safety, detector))
+        kept = pc.invert(pc.is_in(flag, value_set=ignored))
+        rows.append(row[kept.to_numpy(zero_copy_only=False)])
+        values.append(flag.filter(kept))
+    return sorted_sets(len(prompts), rows, values)
 
 
 def _with_provenance(tagged: pa.Table) -> pa.Table:
