@@ -1,15 +1,19 @@
 """What every Delta asset says in Dagster: its description, group and column schema from the
-catalog, and on each materialization its version, rows, rows added, table URI and, for tables of
-redacted text, a preview of a few rows."""
+catalog, on each materialization its version, rows, rows added, table URI and, for tables of
+redacted text, a preview of a few rows; and on each check the version its verdict is about."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import dagster as dg
 import pyarrow as pa
+import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from . import catalog
 from .lake.tables import Lake, table_stats
+from .lake.verifications import Outcome
 
 PREVIEW_ROWS = 5
 PREVIEW_CELL_CHARS = 80
@@ -45,11 +49,34 @@ def table_metadata(lake: Lake, table: str, rows_before: int, **extra) -> dict:
 
 def preview_markdown(dt: DeltaTable, columns: list[str]) -> str:
     """The first few rows of a redacted table as a markdown table (long text cut short)."""
-    rows = dt.to_pyarrow_dataset().head(PREVIEW_ROWS, columns=columns).to_pylist()
+    rows = first_rows(dt, columns, PREVIEW_ROWS)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         lines.append("| " + " | ".join(_cell(row[c]) for c in columns) + " |")
     return "\n".join(lines)
+
+
+def first_rows(dt: DeltaTable, columns: list[str], n: int) -> list[dict]:
+    """The table's first `n` rows, read from its first files a few pages at a time.
+
+    Every materialization shows a preview, also on a run that changed nothing: the dataset's
+    `head` decodes the whole first row group (a second per million rows of text), a Parquet
+    reader with a small buffer stops after the first pages.
+    """
+    dataset = dt.to_pyarrow_dataset()
+    rows: list[dict] = []
+    for fragment in dataset.get_fragments():
+        file = pq.ParquetFile(
+            fragment.path, filesystem=dataset.filesystem, pre_buffer=False, buffer_size=1 << 16
+        )
+        if not set(columns) <= set(file.schema_arrow.names):
+            # A file written before a column was added: the dataset fills the column in.
+            return dataset.head(n, columns=columns).to_pylist()
+        for batch in file.iter_batches(batch_size=n, columns=columns):
+            rows += batch.to_pylist()
+            if len(rows) >= n:
+                return rows[:n]
+    return rows
 
 
 def _cell(value) -> str:
@@ -79,3 +106,31 @@ def column_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[dg.TableColumn(f.name, str(f.type)) for f in schema],
     )
+
+
+def check_result(
+    table: str, outcome: Outcome, *, severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+) -> dg.AssetCheckResult:
+    """A check's result with the version it verified, and whether it read the table this run
+    (`re_run`) or reports the pass it earned on that same version in an earlier run."""
+    extra: dict = {"re_run": outcome.re_run}
+    if outcome.verified is not None:
+        extra["verified_version"] = outcome.verified.version
+    if not outcome.re_run:
+        extra["verified_in_run"] = outcome.verified_in_run or ""
+        extra["verified_at"] = outcome.verified_at.isoformat() if outcome.verified_at else ""
+    return dg.AssetCheckResult(
+        asset_key=dg.AssetKey(table),
+        check_name=outcome.check,
+        passed=outcome.passed,
+        severity=severity,
+        metadata={**check_metadata(outcome.metadata), **extra},
+    )
+
+
+def check_metadata(values: Mapping[str, object]) -> dict:
+    """Plain values as they are, lists and mappings as JSON (as the UI shows them)."""
+    return {
+        k: v if isinstance(v, bool | int | float | str) else dg.MetadataValue.json(v)
+        for k, v in values.items()
+    }

@@ -76,7 +76,8 @@ def run_assets(
 ) -> RunOutcome:
     defs = load_definitions()
     graph = defs.resolve_asset_graph()
-    refreshable = set(defs.resolve_job_def("refresh_job").asset_layer.selected_asset_keys)
+    job = defs.resolve_job_def("refresh_job")
+    refreshable = set(job.asset_layer.selected_asset_keys)
     try:
         keys = dg.AssetSelection.from_string(select).resolve(graph) if select else refreshable
     except Exception as exc:  # the selection parser raises several error types
@@ -91,12 +92,13 @@ def run_assets(
     the_lake = open_lake(lake)
     tables = [t.name for t in catalog.TABLES if dg.AssetKey(t.name) in keys]
     before = {t: the_lake.stats(t) for t in tables}
+    # One run of the whole selection; the whole job runs as defined, without building a subset.
     result = execute_job(
-        "refresh_job",
+        job.name,
         landing=landing,
         lake=lake,
         run_config=run_config,
-        asset_selection=sorted(keys),
+        asset_selection=None if keys == refreshable else sorted(keys),
         instance=instance,
         verbose=verbose,
     )

@@ -7,6 +7,7 @@ run fails with the published tables untouched.
 
 import dagster as dg
 
+from ..metadata import check_metadata
 from .quality import TRAINING_SETS, CheckOutcome
 
 _DESCRIPTIONS = {
@@ -31,22 +32,20 @@ def check_results(
     specs: list[dg.AssetCheckSpec], outcomes: list[CheckOutcome], published_versions: dict
 ) -> list[dg.AssetCheckResult]:
     """One result per spec: the staged audit when the tables were rebuilt, otherwise the published
-    version stands as it was audited when it was published."""
+    version stands as it was audited when it was published (nothing is read again)."""
     by_key = {(o.table, o.check): o for o in outcomes}
     results = []
     for spec in specs:
         table = spec.asset_key.to_user_string()
         outcome = by_key.get((table, spec.name))
+        version = _verified(spec, published_versions)
         if outcome is None:
             results.append(
                 dg.AssetCheckResult(
                     asset_key=spec.asset_key,
                     check_name=spec.name,
                     passed=True,
-                    metadata={
-                        "rebuilt": False,
-                        "audited_version": published_versions.get(table, -1),
-                    },
+                    metadata={"rebuilt": False, "re_run": False, **version},
                 )
             )
             continue
@@ -56,7 +55,12 @@ def check_results(
                 check_name=spec.name,
                 passed=outcome.passed,
                 severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"rebuilt": True, **_metadata(outcome.metadata)},
+                metadata={
+                    "rebuilt": True,
+                    "re_run": True,
+                    **check_metadata(outcome.metadata),
+                    **version,
+                },
             )
         )
     return results
@@ -77,8 +81,16 @@ def _spec(table: str, name: str, deps: list[str] | None = None) -> dg.AssetCheck
     )
 
 
-def _metadata(values: dict) -> dict:
-    return {
-        k: v if isinstance(v, int | float | str) else dg.MetadataValue.json(v)
-        for k, v in values.items()
-    }
+def _verified(spec: dg.AssetCheckSpec, published_versions: dict) -> dict:
+    """The version the verdict is about (the one this build published, or the one that stands),
+    and that of every other table the check reads; nothing when the build was not published."""
+    table = spec.asset_key.to_user_string()
+    if table not in published_versions:
+        return {}
+    out = {"verified_version": published_versions[table]}
+    reads = [d.asset_key.to_user_string() for d in spec.additional_deps]
+    if reads:
+        out["input_versions"] = dg.MetadataValue.json(
+            {t: published_versions.get(t, -1) for t in [table, *reads]}
+        )
+    return out
