@@ -128,6 +128,30 @@ KTO_SET = _spec(
 )
 
 # Aggregates only: no personal data, so it keeps a change feed like any derived table.
+# What the curated sets' global steps read of every local row (curation/local.py), so a build
+# after new tagged rows derives only the request ids that changed. One row per local row:
+# (set, row_id, request_id).
+CURATION_STATE = TableSpec(
+    "curation_state",
+    pa.schema(
+        [
+            pa.field("set", pa.string()),  # golden | regression | sft | dpo | kto | review | ...
+            pa.field("row_id", pa.string()),  # the row's id in its set
+            pa.field("request_id", pa.string()),  # the tagged row that gave it
+            pa.field("sub", pa.int64()),  # order among one request id's rows
+            pa.field("normalized_prompt", pa.string()),
+            pa.field("rank", pa.int64()),  # priority (SFT, DPO) or label_key (KTO)
+            pa.field("confidence", pa.float64()),
+            pa.field("ts", TIMESTAMP),
+            pa.field("user_hash", pa.string()),
+            pa.field("holdout", pa.bool_()),
+            pa.field("source_request_ids", pa.list_(pa.string())),
+        ]
+    ),
+    safe_columns=("set", "row_id", "request_id", "ts"),
+)
+CURATION_STATE_KEY = ("set", "row_id", "request_id")
+
 FEEDBACK_METRICS = TableSpec(
     "feedback_metrics",
     pa.schema(

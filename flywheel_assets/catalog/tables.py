@@ -8,6 +8,8 @@ follows each table's rule.
 from __future__ import annotations
 
 from .curated import (
+    CURATION_STATE,
+    CURATION_STATE_KEY,
     DPO_SET,
     EVAL_CASES,
     FEEDBACK_METRICS,
@@ -177,6 +179,18 @@ TABLES: tuple[CatalogTable, ...] = (
         ("example_id",),
         Restore("source_request_ids", everywhere=False, rebuilt=True),
         preview=("example_id", "label", "prompt", "completion"),
+    ),
+    CatalogTable(
+        CURATION_STATE,
+        "curation",
+        "One row per local row of a curated set (set, row_id, request_id): what the global steps "
+        "(best answer per prompt, holdout, near-duplicates, caps) read, without the text, so a "
+        "build after new tagged rows derives only the request ids that changed.",
+        CURATION_STATE_KEY,
+        Refuse(
+            "it is the curated sets' build state, derived from tagged_rows: roll back tagged_rows "
+            "or a curated set instead, and the next build rebuilds it whole"
+        ),
     ),
     CatalogTable(
         FEEDBACK_METRICS,

@@ -1,9 +1,11 @@
 """Gold assets: tagged rows, eval cases, review queue, SFT / DPO / KTO sets, feedback metrics."""
 
 import dagster as dg
+import pyarrow.compute as pc
 from pydantic import Field
 
 from ..catalog.curated import (
+    CURATION_STATE,
     FEEDBACK_METRICS,
     KTO_SET,
     REVIEW_QUEUE,
@@ -154,7 +156,7 @@ def tagged_rows(
     "tagged_rows, behind the safety circuit breaker, the per-user caps and the holdout.",
     specs=[
         dg.AssetSpec(spec.name, deps=[TAGGED_ROWS.name], **asset_args(spec.name))
-        for spec in CURATED
+        for spec in (*CURATED, CURATION_STATE)
     ],
     check_specs=CURATED_CHECKS,
 )
@@ -165,7 +167,7 @@ def curated_sets(
     privacy: PrivacyResource,
 ):
     the_lake = lake.lake()
-    before = {spec.name: rows_now(the_lake, spec.name) for spec in CURATED}
+    before = {spec.name: rows_now(the_lake, spec.name) for spec in (*CURATED, CURATION_STATE)}
     report = build_curated_sets(the_lake, privacy.detector(), privacy.key(), config.policy())
     if not report.checks:
         context.log.info("tagged_rows unchanged since the last build: nothing committed")
@@ -176,22 +178,30 @@ def curated_sets(
         extra = {"source_versions": dg.MetadataValue.json(report.source_versions)}
         if spec.name == KTO_SET.name:
             kto = the_lake.read(KTO_SET.name, columns=["label"])
-            desirable = sum(kto["label"].to_pylist())
+            desirable = int(pc.sum(kto["label"]).as_py() or 0)
             extra.update(desirable=desirable, undesirable=kto.num_rows - desirable)
         if spec.name == REVIEW_QUEUE.name:
             queue = the_lake.read(REVIEW_QUEUE.name, columns=["reason"])
-            reasons: dict[str, int] = {}
-            for reason in queue["reason"].to_pylist():
-                for r in reason.split(","):
-                    reasons[r] = reasons.get(r, 0) + 1
+            each = pc.list_flatten(pc.split_pattern(queue["reason"], ","))
+            reasons = {c["values"]: c["counts"] for c in pc.value_counts(each).to_pylist()}
             extra["reasons"] = dg.MetadataValue.json(dict(sorted(reasons.items())))
         if report.stats:
             extra["curation_stats"] = dg.MetadataValue.json(report.stats)
+        if report.checks:
+            extra["rows_written"] = report.rows.get(spec.name, 0)
         extra["rolled_back_rows_left_out"] = report.rolled_back.get(spec.name, 0)
         yield dg.MaterializeResult(
             asset_key=spec.name,
             metadata=table_metadata(the_lake, spec.name, before[spec.name], **extra),
         )
+    # "all" after a whole build; otherwise how many request ids were derived again, by key.
+    rederived = "all" if report.rederived is None else report.rederived
+    yield dg.MaterializeResult(
+        asset_key=CURATION_STATE.name,
+        metadata=table_metadata(
+            the_lake, CURATION_STATE.name, before[CURATION_STATE.name], rederived=rederived
+        ),
+    )
     yield from check_results(
         CURATED_CHECKS,
         report.checks,

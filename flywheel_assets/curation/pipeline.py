@@ -1,9 +1,11 @@
 """Build the curated sets (eval cases, review queue, SFT / DPO / KTO) and the feedback metrics
 from tagged_rows.
 
-Curated sets are rebuilt whole from the current tagged rows, so a rollback or an erasure upstream
-is reflected on the next run. A build that would read exactly the same source versions with the
-same settings commits nothing.
+After tagged_rows only gained or re-tagged rows, the curated sets are built by key: only the
+request ids that changed are derived again, and each set commits one merge (`incremental`).
+Anything else upstream (a rollback, an erasure, an expiry, new settings) rebuilds them whole, so
+it is reflected on the next run. A build that would read exactly the same source versions with
+the same settings commits nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..catalog.curated import (
+    CURATION_STATE,
+    CURATION_STATE_KEY,
     DPO_SET,
     EVAL_CASES,
     FEEDBACK_METRICS,
@@ -27,6 +31,7 @@ from ..contract.records import INTERACTIONS
 from ..governance.exclusions import Exclusions
 from ..lake.tables import Lake
 from ..privacy.pii import Detector
+from . import incremental
 from .builds import (
     FINGERPRINT_KEY,
     build_fingerprint,
@@ -60,13 +65,18 @@ __all__ = [
 
 @dataclass
 class StagedSets:
-    """Curated tables built in memory, not yet published."""
+    """Curated tables built in memory, not yet published: whole tables after a whole build, or
+    the rows to write and the ids to delete after an incremental one (`deleted` is not None)."""
 
     fingerprint: str
     source_versions: dict[str, int]
     tables: dict[str, pa.Table]
+    state: pa.Table  # curation_state: every row after a whole build, the changed ones otherwise
     stats: dict = field(default_factory=dict)
     rolled_back: dict[str, int] = field(default_factory=dict)  # rows left out per table
+    deleted: dict[str, pa.Array] | None = None
+    state_deleted: pa.Table | None = None
+    rederived: int | None = None  # request ids derived again; None after a whole build
 
 
 CURATED = (EVAL_CASES, REVIEW_QUEUE, SFT_SET, DPO_SET, KTO_SET)
@@ -75,14 +85,30 @@ CURATED = (EVAL_CASES, REVIEW_QUEUE, SFT_SET, DPO_SET, KTO_SET)
 def stage_curated_sets(
     lake: Lake, detector: Detector, key: bytes, policy: CurationPolicy
 ) -> StagedSets | None:
-    """Build every curated table from tagged_rows in memory; None when the published tables were
-    built from the same inputs (nothing to do)."""
+    """Build the curated tables in memory; None when the published tables were built from the
+    same inputs (nothing to do). After tagged_rows only gained or re-tagged rows, only the
+    request ids that changed are derived again (`incremental`); otherwise every candidate is."""
     versions = source_versions(lake, (TAGGED_ROWS.name, ROLLBACK_AUDIT.name))
     fingerprint = build_fingerprint(versions, policy)
     if all(
         lake.last_commit_metadata(spec.name).get(FINGERPRINT_KEY) == fingerprint for spec in CURATED
     ):
         return None
+    exclusions = Exclusions.load(lake)
+    changed = incremental.changed_request_ids(lake, policy, versions)
+    if changed is not None:
+        step = incremental.increment(lake, changed, policy, key, detector, exclusions)
+        return StagedSets(
+            fingerprint,
+            versions,
+            {name: finalize(t, _spec(name), versions) for name, t in step.written.items()},
+            incremental.state_table(step.state_written),
+            stats=step.selection.stats,
+            rolled_back=step.rolled_back,
+            deleted=step.deleted,
+            state_deleted=step.state_deleted.to_arrow(),
+            rederived=len(step.changed),
+        )
     # Two reads keep the text of rows no set can use out of memory: first the columns that say
     # which rows are candidates, then only those rows, and only the columns the builders read.
     marks = read_or_empty(lake, TAGGED_ROWS, columns=list(CANDIDATE_COLUMNS))
@@ -91,8 +117,8 @@ def stage_curated_sets(
         lake, TAGGED_ROWS, pc.field("request_id").isin(wanted), columns=list(ROW_COLUMNS)
     )
     curated = curate(tagged, policy, key, detector)
-    exclusions = Exclusions.load(lake)
-    staged = StagedSets(fingerprint, versions, {}, stats=curated.stats)
+    state = incremental.state_table(curated.state)
+    staged = StagedSets(fingerprint, versions, {}, state, stats=curated.stats)
     for spec in CURATED:
         table = finalize(getattr(curated, spec.name), spec, versions)
         # Rows a rollback of this very table took away stay out until re-admitted.
@@ -103,14 +129,19 @@ def stage_curated_sets(
     return staged
 
 
+def _spec(name: str):
+    return next(spec for spec in CURATED if spec.name == name)
+
+
 @dataclass
 class CurationReport:
     committed: bool
     source_versions: dict[str, int]
     checks: list[CheckOutcome] = field(default_factory=list)  # empty when nothing was rebuilt
-    rows: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # rows written by this build, per table
     stats: dict = field(default_factory=dict)
     rolled_back: dict[str, int] = field(default_factory=dict)
+    rederived: int | None = None  # request ids derived again; None after a whole build
 
 
 def build_curated_sets(
@@ -122,7 +153,11 @@ def build_curated_sets(
     if staged is None:
         versions = source_versions(lake, (TAGGED_ROWS.name, ROLLBACK_AUDIT.name))
         return CurationReport(committed=False, source_versions=versions)
+    # An incremental build audits the rows it writes; the rows it keeps passed when written.
     checks = audit_curated(staged.tables, detector)
+    if staged.deleted is not None:
+        checks = [c for c in checks if c.check != "no_holdout_leakage"]
+        checks += incremental.holdout_leakage(lake, staged.tables, staged.deleted)
     report = CurationReport(
         committed=all(c.passed for c in checks),
         source_versions=staged.source_versions,
@@ -130,19 +165,33 @@ def build_curated_sets(
         rows={name: t.num_rows for name, t in staged.tables.items()},
         stats=staged.stats,
         rolled_back=staged.rolled_back,
+        rederived=staged.rederived,
     )
     if report.committed:
-        publish_curated_sets(lake, staged)
+        publish_curated_sets(lake, staged, policy)
     return report
 
 
-def publish_curated_sets(lake: Lake, staged: StagedSets) -> None:
+def publish_curated_sets(lake: Lake, staged: StagedSets, policy: CurationPolicy) -> None:
+    """Every set, then the state last: a set whose fingerprint is not the state's was written by
+    something else (or by a build that stopped half-way), and the next build is a whole one."""
+    meta = commit_meta(staged.fingerprint, staged.source_versions)
     for spec in CURATED:
-        lake.overwrite(
-            spec,
-            staged.tables[spec.name],
-            metadata=commit_meta(staged.fingerprint, staged.source_versions),
-        )
+        table = staged.tables[spec.name]
+        if staged.deleted is None:
+            lake.overwrite(spec, table, metadata=meta)
+        else:
+            gone = pa.table({spec.schema.names[0]: staged.deleted[spec.name]})
+            incremental.merge(lake, spec, [spec.schema.names[0]], table, gone, meta)
+    meta = meta | {
+        incremental.SETTINGS_KEY: incremental.settings_of(policy),
+        incremental.REDERIVED_KEY: "all" if staged.rederived is None else str(staged.rederived),
+    }
+    if staged.state_deleted is None:
+        lake.overwrite(CURATION_STATE, staged.state, metadata=meta)
+    else:
+        keys = list(CURATION_STATE_KEY)
+        incremental.merge(lake, CURATION_STATE, keys, staged.state, staged.state_deleted, meta)
 
 
 def build_feedback_metrics(lake: Lake) -> pa.Table:
@@ -151,12 +200,14 @@ def build_feedback_metrics(lake: Lake) -> pa.Table:
     fingerprint = build_fingerprint(versions)
     dt = lake.ensure(FEEDBACK_METRICS)
     unchanged = lake.last_commit_metadata(FEEDBACK_METRICS.name).get(FINGERPRINT_KEY) == fingerprint
+    if unchanged:  # built from these very versions: read nothing else
+        return _sorted_metrics(lake)
     interactions = lake.read(INTERACTIONS.table, columns=["ts", "model_version"])
     tagged = lake.read(TAGGED_ROWS.name, columns=METRIC_COLUMNS)
     if interactions is None or tagged is None:
         return FEEDBACK_METRICS.schema.empty_table()
     metrics = daily_metrics(interactions, tagged)
-    if metrics.num_rows and not unchanged:
+    if metrics.num_rows:
         (
             dt.merge(
                 metrics,
@@ -169,6 +220,10 @@ def build_feedback_metrics(lake: Lake) -> pa.Table:
             .when_not_matched_insert_all()
             .execute()
         )
+    return _sorted_metrics(lake)
+
+
+def _sorted_metrics(lake: Lake) -> pa.Table:
     return lake.read(FEEDBACK_METRICS.name).sort_by(
         [("day", "ascending"), ("model_version", "ascending")]
     )

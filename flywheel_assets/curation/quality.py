@@ -49,17 +49,9 @@ class CheckOutcome:
     metadata: dict = field(default_factory=dict)
 
 
-def audit_curated(tables: Mapping[str, pa.Table], detector: Detector) -> list[CheckOutcome]:
-    """Every blocking rule for the given curated tables: no residual PII, no held-out eval prompt
-    in a training set, no pair whose chosen and rejected texts are the same."""
+def holdout_checks(tables: Mapping[str, pa.Table]) -> list[CheckOutcome]:
+    """`no_holdout_leakage` for each training set in `tables`, against `tables["eval_cases"]`."""
     out = []
-    for name, table in tables.items():
-        if name in TEXT_COLUMNS:
-            text, messages = TEXT_COLUMNS[name]
-            residual = residual_pii(table, detector, text, messages)
-            out.append(
-                CheckOutcome(name, "no_residual_pii", not residual, {"rows_with_pii": residual})
-            )
     eval_cases = tables.get("eval_cases")
     for name in TRAINING_SETS:
         if name in tables and eval_cases is not None:
@@ -72,6 +64,21 @@ def audit_curated(tables: Mapping[str, pa.Table], detector: Detector) -> list[Ch
                     {"leaked_prompts": len(leaks), "sample": leaks[:5]},
                 )
             )
+    return out
+
+
+def audit_curated(tables: Mapping[str, pa.Table], detector: Detector) -> list[CheckOutcome]:
+    """Every blocking rule for the given curated tables: no residual PII, no held-out eval prompt
+    in a training set, no pair whose chosen and rejected texts are the same."""
+    out = []
+    for name, table in tables.items():
+        if name in TEXT_COLUMNS:
+            text, messages = TEXT_COLUMNS[name]
+            residual = residual_pii(table, detector, text, messages)
+            out.append(
+                CheckOutcome(name, "no_residual_pii", not residual, {"rows_with_pii": residual})
+            )
+    out += holdout_checks(tables)
     if "dpo_set" in tables:
         same = identical_pairs(tables["dpo_set"])
         out.append(

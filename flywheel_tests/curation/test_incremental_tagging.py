@@ -1,5 +1,6 @@
-"""Incremental tagging: after rows are appended upstream, tagging only the interactions they can
-change and merging them in gives exactly the table a full rebuild gives."""
+"""Incremental tagging and curation: after rows are appended upstream, tagging only the
+interactions they can change and merging them in, then deriving the curated sets again only for
+the request ids that changed, gives exactly the tables a full rebuild gives."""
 
 from __future__ import annotations
 
@@ -21,13 +22,13 @@ from flywheel_assets.lake.tables import Lake
 from flywheel_assets.privacy.erasure import erase_user
 from flywheel_assets.privacy.sampling import SamplingPolicy
 from flywheel_assets.sample import write_sample_landing
-from flywheel_tests.support.curation import Flywheel
+from flywheel_tests.support.curation import Flywheel, assert_same_rows
 from flywheel_tests.support.privacy import DETECTOR, KEY, build, redacted_sample
 from flywheel_tests.support.records import drift_event, feedback, interaction
 
 CAP = FeedbackCap(max_per_window=3, window_hours=24)
 POLICY = CurationPolicy(holdout_share=0.0)
-STAMPS = ["_curated_at", "source_versions"]
+TIGHT = CurationPolicy(holdout_share=0.3, max_user_share=0.02, min_rows_per_user=2)
 
 
 def tag(lake: Lake, cap: FeedbackCap = CAP, weights: SignalWeights | None = None):
@@ -43,36 +44,41 @@ def rebuilt_from_scratch(lake: Lake, scratch: Path, cap: FeedbackCap = CAP) -> L
     return fresh
 
 
-def _comparable(rows: pa.Table) -> pa.Table:
-    key = next(
-        c for c in ("request_id", "case_id", "example_id", "pair_id") if c in rows.schema.names
-    )
-    return rows.drop_columns(STAMPS).sort_by(key)
+CURATED = ("eval_cases", "review_queue", "sft_set", "dpo_set", "kto_set")
 
 
 def assert_same_as_full_build(lake: Lake, scratch: Path, cap: FeedbackCap = CAP) -> Lake:
+    """tagged_rows and, when the lake has them, the curated sets equal a full rebuild's."""
     fresh = rebuilt_from_scratch(lake, scratch, cap)
     assert_same_rows(lake, fresh, "tagged_rows")
+    if lake.open("curation_state") is not None:
+        # Bring the curated sets up to date (nothing to do when refresh did), by key.
+        update = build_curated_sets(lake, DETECTOR, KEY, POLICY)
+        assert update.rederived is not None or not update.checks
+        assert lake.last_commit_metadata("curation_state")["flywheel.rederived"] != "all"
+        for table in (*CURATED, "curation_state"):
+            shutil.rmtree(scratch / table)
+        assert build_curated_sets(fresh, DETECTOR, KEY, POLICY).rederived is None
+        for table in CURATED:
+            assert_same_rows(lake, fresh, table)
     return fresh
 
 
-def assert_same_rows(lake: Lake, other: Lake, table: str) -> None:
-    mine, theirs = _comparable(lake.read(table)), _comparable(other.read(table))
-    assert mine.num_rows == theirs.num_rows, table
-    for name in theirs.column_names:
-        assert mine[name].to_pylist() == theirs[name].to_pylist(), (table, name)
-
-
 def refresh(fw: Flywheel, cap: FeedbackCap = CAP):
+    """Ingest, redact, tag and curate what landed; the tagging report."""
     ingest_landing(LandingZone(str(fw.landing)), fw.lake)
     build(fw.lake, SamplingPolicy(healthy_share=1.0))
-    return tag(fw.lake, cap)
+    report = tag(fw.lake, cap)
+    fw.curation = build_curated_sets(fw.lake, DETECTOR, KEY, POLICY)
+    return report
 
 
-def test_a_sample_week_then_one_percent_more_matches_a_full_build(tmp_path):
+@pytest.mark.parametrize("policy", [POLICY, TIGHT], ids=["default", "holdout and tight caps"])
+def test_a_sample_week_then_one_percent_more_matches_a_full_build(tmp_path, policy):
     lake = redacted_sample(tmp_path, 1500, seed=5)
     landing = tmp_path / "landing"
     assert tag(lake).retagged is None  # the first build is a full one
+    assert build_curated_sets(lake, DETECTOR, KEY, policy).rederived is None
     # A second sample lands under new names: new interactions, feedback, annotations and drift.
     write_sample_landing(tmp_path / "more", n_interactions=150, seed=6, files_per_stream=1)
     for path in (tmp_path / "more").rglob("*.jsonl*"):
@@ -82,16 +88,25 @@ def test_a_sample_week_then_one_percent_more_matches_a_full_build(tmp_path):
     build(lake)
 
     report = tag(lake)
+    curation = build_curated_sets(lake, DETECTOR, KEY, policy)
 
     assert report.committed
     assert report.retagged is not None and 0 < report.retagged < report.rows
     assert lake.last_commit_metadata("tagged_rows")["flywheel.retagged"] == str(report.retagged)
     assert report.rows == lake.read("tagged_rows").num_rows
-    fresh = assert_same_as_full_build(lake, tmp_path / "full")
-    # The curated sets cannot tell a merged tagged_rows from a rebuilt one.
-    for each in (lake, fresh):
-        assert build_curated_sets(each, DETECTOR, KEY, POLICY).committed
-    for table in ("eval_cases", "review_queue", "sft_set", "dpo_set", "kto_set"):
+    # The curated sets derived again only request ids tagging wrote whose local rows may
+    # differ (most re-tagged rows only gained a drift-window tag), and those they beat.
+    assert curation.committed and curation.rederived is not None
+    assert 0 < curation.rederived < report.retagged
+    fresh = rebuilt_from_scratch(lake, tmp_path / "full")
+    assert_same_rows(lake, fresh, "tagged_rows")
+    for table in (*CURATED, "curation_state"):
+        shutil.rmtree(tmp_path / "full" / table)
+    whole = build_curated_sets(fresh, DETECTOR, KEY, policy)
+    assert whole.rederived is None
+    assert curation.stats == whole.stats
+    assert curation.rolled_back == whole.rolled_back
+    for table in CURATED:
         assert lake.read(table).num_rows > 0, table
         assert_same_rows(lake, fresh, table)
 

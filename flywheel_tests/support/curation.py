@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+
 from flywheel_assets.contract.landing import LandingZone
 from flywheel_assets.curation.datasets import CurationPolicy
 from flywheel_assets.curation.pipeline import FeedbackCap, build_curated_sets, build_tagged_rows
@@ -56,3 +58,22 @@ class Flywheel:
         return sorted(
             r[column][0] if isinstance(r[column], list) else r[column] for r in self.rows(table)
         )
+
+
+# Stamped per build: the versions read and the time, never the content.
+STAMPS = ["_curated_at", "source_versions"]
+
+
+def _comparable(rows: pa.Table) -> pa.Table:
+    key = next(
+        c for c in ("request_id", "case_id", "example_id", "pair_id") if c in rows.schema.names
+    )
+    return rows.drop_columns(STAMPS).sort_by(key)
+
+
+def assert_same_rows(lake: Lake, other: Lake, table: str) -> None:
+    """The table holds the same rows in both lakes, compared sorted by key, stamps aside."""
+    mine, theirs = _comparable(lake.read(table)), _comparable(other.read(table))
+    assert mine.num_rows == theirs.num_rows, table
+    for name in theirs.column_names:
+        assert mine[name].to_pylist() == theirs[name].to_pylist(), (table, name)
