@@ -5,7 +5,8 @@
 Generates N synthetic interactions (feedback of every kind, PII, malformed lines, retries), then on
 the same input, each in its own process: the I/O floor (Arrow JSON to Parquet), the textbook
 pure-Python implementation, and Flywheel stage by stage (ingest, privacy, curation, drift monitor);
-then an incremental run (1% new landing data), a no-op run, sensor ticks and the PII detector alone.
+then an incremental run (1% new landing data, the day after), a no-op run, sensor ticks and the PII
+detector alone.
 Prints seconds, rows per second and peak RSS, and the ratios. Training is not included.
 """
 
@@ -54,6 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--no-textbook", action="store_true", help="skip the textbook run")
+    parser.add_argument(
+        "--spread-increment",
+        action="store_true",
+        help="land the +1%% over the sample's two weeks instead of the day after them",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="the --json of a run at another N: compares the +1%% increments (cost follows the "
+        "change, not the history)",
+    )
     parser.add_argument(
         "--detector-mb", type=float, default=20.0, help="MB of text for the detector alone (20)"
     )
@@ -118,12 +130,19 @@ def run(work: Path, args) -> dict:
         m.rows = records
         stages.append(m)
 
+    # The drift monitor's events for the sample's windows are new data for the next run, which
+    # keeps (and redacts, tags, curates) every interaction inside those windows: run it before the
+    # increment, so that the increment measures the new traffic alone.
+    before = _child("monitor's events", "flywheel", "--landing", str(landing), "--lake", str(lake))
     incremental_n = max(1, args.n // 100)
-    _add_landing(landing, work / "increment", incremental_n, args.seed + 1)
+    _add_landing(landing, work / "increment", incremental_n, args.seed + 1, args.spread_increment)
     incremental = _child(
         "incremental (1%)", "flywheel", "--landing", str(landing), "--lake", str(lake)
     )
     incremental.rows = incremental_n
+    # The increment is a new day: the drift monitor finds its window over the threshold and stores
+    # an event, which the next run tags. That run is not measured; the one after has nothing new.
+    settling = _child("settling", "flywheel", "--landing", str(landing), "--lake", str(lake))
     noop = _child("no-op", "flywheel", "--landing", str(landing), "--lake", str(lake))
 
     from .measure import detector_throughput, sensor_ticks
@@ -141,10 +160,15 @@ def run(work: Path, args) -> dict:
         "textbook": textbook.__dict__ if textbook else None,
         "stages": [m.__dict__ for m in stages],
         "incremental": incremental.__dict__,
+        "monitor_events": before.__dict__,
+        "settling": settling.__dict__,
         "noop": noop.__dict__,
         "sensor_ticks": ticks,
         "detector": detector,
     }
+    if args.baseline:
+        baseline = json.loads(Path(args.baseline).read_text())
+        results["baseline"] = {"n": baseline["n"], "incremental": baseline["incremental"]}
     print_report(results)
     return results
 
@@ -173,11 +197,21 @@ def _child(name: str, *args: str) -> Measure:
     return Measure(name, seconds, wall - seconds, data.pop("peak_rss_mb"), detail=data)
 
 
-def _add_landing(landing: Path, scratch: Path, n: int, seed: int) -> None:
-    """Land `n` new interactions (and their feedback) under new file names."""
-    from flywheel_assets.sample import write_sample_landing
+def _add_landing(landing: Path, scratch: Path, n: int, seed: int, spread: bool = False) -> None:
+    """Land `n` new interactions (and their feedback) under new file names: the day after the
+    sample's two weeks, as new traffic arrives; or, with `spread`, over the same two weeks (late
+    data everywhere, every drift window reaching back into history)."""
+    from datetime import timedelta
 
-    write_sample_landing(scratch, n_interactions=n, seed=seed, files_per_stream=1)
+    from flywheel_assets.sample import DEFAULT_START, write_sample_landing
+
+    when = {} if spread else {"start": DEFAULT_START + timedelta(days=14), "days": 1}
+    write_sample_landing(scratch, n_interactions=n, seed=seed, files_per_stream=1, **when)
+    # The sample writes the same five drift events whatever its size: in 1% of the traffic that
+    # is a hundred times their rate, each reaching up to a week back. The increment carries the
+    # traffic; the drift event the monitor stores for the new day is what the settling run tags.
+    for path in (scratch / "drift_events").glob("*"):
+        path.unlink()
     for path in scratch.rglob("*.jsonl*"):
         target = landing / path.parent.name / f"increment-{path.name}"
         target.parent.mkdir(parents=True, exist_ok=True)
