@@ -86,9 +86,10 @@ def curate(tagged: pa.Table, policy: CurationPolicy, key: bytes, detector: Detec
 
 def _curate(tagged: pa.Table, policy: CurationPolicy, key: bytes, detector: Detector) -> Curated:
     local = derive(tagged, policy, key, detector)
-    selection = select(local.state(), policy)
+    state = local.state()
+    selection = select(state, policy)
     tables = {spec.name: assemble(local, selection, spec) for spec in PUBLISHED}
-    return Curated(**tables, stats=selection.stats, state=local.state())
+    return Curated(**tables, stats=selection.stats, state=state)
 
 
 def assemble(local: LocalRows, selection: Selection, spec) -> pa.Table:

@@ -156,9 +156,8 @@ def _tagging_stamps_since(lake: Lake, version: int) -> set[str] | None:
 @dataclass
 class Increment:
     """What an incremental build changes: per published set, the rows to write (already in the
-    set's schema, not yet finalized) and the ids to delete; and the new state."""
+    set's schema, not yet finalized) and the ids to delete; and the state rows it replaces."""
 
-    state: pl.DataFrame
     changed: pa.Array  # request ids whose local rows were derived again
     selection: Selection
     state_written: pl.DataFrame  # the state rows of those request ids, derived again
@@ -186,7 +185,7 @@ def increment(
     gone_state = state.filter(mine).select(STATE_KEYS)
     state = pl.concat([state.filter(~mine), fresh])
     selection = select(state, policy)
-    out = Increment(state, again.to_arrow().cast(pa.string()), selection, fresh, gone_state)
+    out = Increment(again.to_arrow().cast(pa.string()), selection, fresh, gone_state)
     out.rolled_back = _leave_out_excluded(selection, state, exclusions)
 
     # Rows a set newly takes whose request id did not change (a global step chose them now):

@@ -126,13 +126,15 @@ def derive(
         if owners is None
         else rows.filter(pl.col("request_id").is_in(pl.Series(owners).implode()))
     )
-    unsafe = _unsafe(mine, rows, policy)
+    # The pairs before the breaker: the breaker's first stop and the DPO set both read them.
+    pairs = _dpo_candidates(mine, rows, policy)
+    unsafe = _unsafe(mine, pairs)
     golden, regression = _eval_candidates(mine, policy, key)
     frames = {
         "golden": golden,
         "regression": regression,
         "sft": _sft_rows(mine),
-        "dpo": _dpo_rows(mine, rows, policy),
+        "dpo": _dpo_rows(mine, pairs),
         "kto": _kto_rows(mine),
         "review": _review_rows(mine, unsafe),
     }
@@ -230,9 +232,10 @@ def _golden_or_regression() -> tuple[pl.Expr, pl.Expr]:
     return golden | regression, column
 
 
-def _unsafe(rows: pl.DataFrame, lookup: pl.DataFrame, policy: CurationPolicy) -> pl.DataFrame:
+def _unsafe(rows: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
     """Per row whose target the breaker stopped, the reasons of the first target stopped, in the
-    order the builders look at targets: the eval case's, then SFT's, then each DPO pair's."""
+    order the builders look at targets: the eval case's, then SFT's, then each DPO pair's
+    (`pairs`, from `_dpo_candidates`)."""
     may_eval, eval_column = _golden_or_regression()
     sft_column, _ = _sft_target()
     calls = [
@@ -242,9 +245,7 @@ def _unsafe(rows: pl.DataFrame, lookup: pl.DataFrame, policy: CurationPolicy) ->
         rows.filter(_open_for_training() & sft_column.is_not_null()).select(
             "request_id", "pos", pl.lit(1).alias("seq"), _pick(sft_column, "stop_").alias("stop")
         ),
-        _dpo_candidates(rows, lookup, policy).select(
-            "request_id", "pos", (pl.col("sub") + 2).alias("seq"), pl.col("stop")
-        ),
+        pairs.select("request_id", "pos", (pl.col("sub") + 2).alias("seq"), pl.col("stop")),
     ]
     calls = [
         c.with_columns(pl.col("stop").cast(_FLAGS), pl.col("seq").cast(pl.Int64)) for c in calls
@@ -337,33 +338,9 @@ def _dpo_candidates(
     where the user chose) similar within the band. The answers beaten are looked up in
     `lookup`."""
     mine = rows.filter(~pl.col("capped"))
-    own = pl.concat_list("request_id")
-    correction = mine.filter(_CORRECTION_STANDS).select(
-        "request_id",
-        "pos",
-        pl.lit(0).alias("sub"),
-        pl.lit("correction").alias("pair_source"),
-        pl.lit("correction").alias("column"),
-        pl.col("correction").alias("chosen"),
-        pl.col("norm_correction").alias("chosen_norm"),
-        pl.col("response").alias("rejected"),
-        pl.col("norm_response").alias("rejected_norm"),
-        own.alias("ids"),
-        pl.col("stop_correction").alias("stop"),
-    )
-    edit = mine.filter(pl.col("edited_response").is_not_null()).select(
-        "request_id",
-        "pos",
-        pl.lit(1).alias("sub"),
-        pl.lit("edit").alias("pair_source"),
-        pl.lit("edited_response").alias("column"),
-        pl.col("edited_response").alias("chosen"),
-        pl.col("norm_edited_response").alias("chosen_norm"),
-        pl.col("response").alias("rejected"),
-        pl.col("norm_response").alias("rejected_norm"),
-        own.alias("ids"),
-        pl.col("stop_edited_response").alias("stop"),
-    )
+    correction = _own_pair(mine.filter(_CORRECTION_STANDS), 0, "correction", "correction")
+    edits = mine.filter(pl.col("edited_response").is_not_null())
+    edit = _own_pair(edits, 1, "edit", "edited_response")
     beaten = (
         mine.select(
             "request_id",
@@ -423,8 +400,25 @@ def _dpo_candidates(
     return pairs.filter((pl.col("pair_source") == "comparison") | in_band)
 
 
-def _dpo_rows(rows: pl.DataFrame, lookup: pl.DataFrame, policy: CurationPolicy) -> pl.DataFrame:
-    pairs = _dpo_candidates(rows, lookup, policy).filter(pl.col("stop").list.len() == 0)
+def _own_pair(rows: pl.DataFrame, sub: int, source: str, column: str) -> pl.DataFrame:
+    """Each row's pair of its own `column` (chosen) against its answer (rejected)."""
+    return rows.select(
+        "request_id",
+        "pos",
+        pl.lit(sub).alias("sub"),
+        pl.lit(source).alias("pair_source"),
+        pl.lit(column).alias("column"),
+        pl.col(column).alias("chosen"),
+        pl.col(f"norm_{column}").alias("chosen_norm"),
+        pl.col("response").alias("rejected"),
+        pl.col("norm_response").alias("rejected_norm"),
+        pl.concat_list("request_id").alias("ids"),
+        pl.col(f"stop_{column}").alias("stop"),
+    )
+
+
+def _dpo_rows(rows: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
+    pairs = pairs.filter(pl.col("stop").list.len() == 0)
     pairs = pairs.join(
         rows.select(
             "request_id",

@@ -18,12 +18,7 @@ import pyarrow.compute as pc
 from ..catalog.curated import (
     CURATION_STATE,
     CURATION_STATE_KEY,
-    DPO_SET,
-    EVAL_CASES,
     FEEDBACK_METRICS,
-    KTO_SET,
-    REVIEW_QUEUE,
-    SFT_SET,
     TAGGED_ROWS,
 )
 from ..catalog.governance import ROLLBACK_AUDIT
@@ -41,6 +36,7 @@ from .builds import (
 )
 from .datasets import (
     CANDIDATE_COLUMNS,
+    PUBLISHED,
     ROW_COLUMNS,
     CurationPolicy,
     candidate_mask,
@@ -79,7 +75,7 @@ class StagedSets:
     rederived: int | None = None  # request ids derived again; None after a whole build
 
 
-CURATED = (EVAL_CASES, REVIEW_QUEUE, SFT_SET, DPO_SET, KTO_SET)
+CURATED = tuple(PUBLISHED)  # eval_cases, review_queue, sft_set, dpo_set, kto_set
 
 
 def stage_curated_sets(
@@ -101,7 +97,7 @@ def stage_curated_sets(
         return StagedSets(
             fingerprint,
             versions,
-            {name: finalize(t, _spec(name), versions) for name, t in step.written.items()},
+            {spec.name: finalize(step.written[spec.name], spec, versions) for spec in CURATED},
             incremental.state_table(step.state_written),
             stats=step.selection.stats,
             rolled_back=step.rolled_back,
@@ -127,10 +123,6 @@ def stage_curated_sets(
         if dropped:
             staged.rolled_back[spec.name] = dropped
     return staged
-
-
-def _spec(name: str):
-    return next(spec for spec in CURATED if spec.name == name)
 
 
 @dataclass

@@ -93,9 +93,8 @@ def _collapse_and_cap(
     if rows.height == 0:
         return rows.select(CHOSEN), 0
     table = rows.select(*CHOSEN, "normalized_prompt", "rank", "confidence", "ts", "user_hash")
-    table = table.with_columns(pl.col(pl.String).cast(pl.String)).to_arrow(
-        compat_level=pl.CompatLevel.oldest()
-    )
+    # Polars gives large strings; the near-duplicate kernels take plain ones.
+    table = table.to_arrow(compat_level=pl.CompatLevel.oldest())
     table = table.cast(pa.schema([f.with_type(_small(f.type)) for f in table.schema]))
     groups = near_duplicate_groups(
         table["normalized_prompt"], threshold=policy.near_duplicate_threshold
