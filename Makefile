@@ -52,11 +52,11 @@ $(VENV)/.installed: pyproject.toml client/pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml client/pyproject.toml | $(VENV)/bin/python
-	$(PIP) -e ./client -e '.[test,train,collector,deploy]'
+	$(PIP) -e ./client -e '.[test,train,collector,deploy,peer]'
 	touch $@ $(VENV)/.installed
 
 $(DAGSTER_HOME)/dagster.yaml:
-	mkdir -p $(DAGSTER_HOME)
+	mkdir -m 700 -p $(DAGSTER_HOME)
 	printf 'telemetry:\n  enabled: false\nnux:\n  enabled: false\n' > $@
 
 clean:

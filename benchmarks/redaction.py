@@ -29,7 +29,7 @@ _SENTENCES = (
     "Ticket {ticket} is about a timeout in the payment service after upgrading to {ver}.",
     "Write a haiku about autumn leaves falling on a quiet river at dusk.",
     "Explain processes versus threads with an example in C++ using std::thread.",
-    "Our office at {small} Market Street, San Francisco CA {zip} opens at {time}.",
+    "Our office on Market Street in San Francisco opens at {time}; ask for the {small}th floor.",
     "The dataset has {big} rows and {small} columns; the median latency is {price} ms.",
     "Sure! Here is a step-by-step plan: first, gather requirements; second, draft the design.",
 )
@@ -42,9 +42,15 @@ _PII = (
     "The server at 10.{small}.{oct}.{oct} keeps dropping connections.",
     "Here is my key: sk-proj-{token} please don't share it.",
     "Connect with postgres://admin:{token}@db.internal:5432/app and run the migration.",
+    "Please ship it to {small} Baker Street, London NW1 6XE before {date}.",
+    "Hi, my name is {first} {last} and I need help with my account.",
+    "My passport number is {passport} and my date of birth is {dob}.",
+    "Thanks, {first}",
 )
 _NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
 _DOMAINS = ("example.com", "mail.example.org", "corp.example.net")
+_FIRST = ("Maria", "James", "Aisha", "Liam", "Sofia", "Chen", "Olivia", "Mateo")
+_LAST = ("Lopez", "Smith", "Khan", "Murphy", "Rossi", "Nguyen", "Schmidt", "Okafor")
 
 
 def _fill(template: str, rnd: random.Random) -> str:
@@ -71,6 +77,10 @@ def _fill(template: str, rnd: random.Random) -> str:
         ssn=f"{rnd.randint(1, 665):03d}-{rnd.randint(1, 99):02d}-{rnd.randint(1, 9999):04d}",
         oct=rnd.randint(0, 255),
         token="".join(rnd.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=32)),
+        first=rnd.choice(_FIRST),
+        last=rnd.choice(_LAST),
+        passport=rnd.randint(10**8, 10**9 - 1),
+        dob=f"{rnd.randint(1, 28):02d}/{rnd.randint(1, 12):02d}/{rnd.randint(1940, 2005)}",
     )
 
 

@@ -1,6 +1,10 @@
 """What every Delta asset says in Dagster: its description, group and column schema from the
-catalog, on each materialization its version, rows, rows added, table URI and, for tables of
-redacted text, a preview of a few rows; and on each check the version its verdict is about."""
+catalog, on each materialization its version, rows, rows added, table URI and a preview of a few
+rows; and on each check the version its verdict is about.
+
+Dagster's event log keeps every materialization's metadata for good, out of erasure's reach, so
+a preview of a table that holds personal data shows only columns that cannot carry a user's
+text: its ids and times (the columns the Delta log may hold too) and numbers."""
 
 from __future__ import annotations
 
@@ -41,10 +45,27 @@ def table_metadata(lake: Lake, table: str, rows_before: int, **extra) -> dict:
         "rows_added": rows - rows_before,
         "table_uri": dg.MetadataValue.path(lake.uri(table)),
     }
-    preview = catalog.table(table).preview
+    preview = preview_columns(catalog.table(table))
     if preview and rows:
-        metadata["preview"] = dg.MetadataValue.md(preview_markdown(dt, list(preview)))
+        metadata["preview"] = dg.MetadataValue.md(preview_markdown(dt, preview))
     return {**metadata, **extra}
+
+
+def preview_columns(entry: catalog.CatalogTable) -> list[str]:
+    """The catalog's preview columns that may be shown in the event log: all of them for a table
+    without personal data, only ids, times and numbers for one with it."""
+    if not entry.personal:
+        return list(entry.preview)
+    safe = set(entry.spec.safe_columns or ())
+    return [c for c in entry.preview if c in safe or not _may_hold_text(entry.schema.field(c).type)]
+
+
+def _may_hold_text(t: pa.DataType) -> bool:
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return True
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return True
+    return any(_may_hold_text(t.field(i).type) for i in range(t.num_fields))
 
 
 def preview_markdown(dt: DeltaTable, columns: list[str]) -> str:

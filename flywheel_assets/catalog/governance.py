@@ -16,6 +16,7 @@ TOMBSTONES = TableSpec(
             pa.field("erased_at", TIMESTAMP),
             pa.field("reason", pa.string()),
             pa.field("tables", pa.list_(pa.string())),
+            pa.field("erasure_id", pa.string()),  # the erasure's commits carry it too
         ]
     ),
 )

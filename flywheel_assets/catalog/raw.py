@@ -72,3 +72,14 @@ LEDGER_SCHEMA = pa.schema(
     ]
 )
 LEDGER = TableSpec("ingest_ledger", LEDGER_SCHEMA)
+
+# The id of every record ever ingested, kept after retention or erasure removed the record itself,
+# so a record sent again is a duplicate forever. Ids only: no content, no user.
+INGEST_IDS_SCHEMA = pa.schema(
+    [
+        pa.field("stream", pa.string()),
+        pa.field("id", pa.string()),
+        pa.field("_ingest_batch", pa.int64()),
+    ]
+)
+INGEST_IDS = TableSpec("ingest_ids", INGEST_IDS_SCHEMA)

@@ -27,7 +27,15 @@ from .models import (
     REGISTRY_AUDIT,
     TRAINING_SNAPSHOTS,
 )
-from .raw import LEDGER, QUARANTINE, RAW_ANNOTATIONS, RAW_DRIFT_EVENTS, RAW_FEEDBACK, RAW_LOGS
+from .raw import (
+    INGEST_IDS,
+    LEDGER,
+    QUARANTINE,
+    RAW_ANNOTATIONS,
+    RAW_DRIFT_EVENTS,
+    RAW_FEEDBACK,
+    RAW_LOGS,
+)
 from .redacted import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED_LOGS
 
 TABLES: tuple[CatalogTable, ...] = (
@@ -84,6 +92,14 @@ TABLES: tuple[CatalogTable, ...] = (
             "rolling back the ledger would re-ingest landing files; roll back the tables they "
             "fed instead"
         ),
+    ),
+    CatalogTable(
+        INGEST_IDS,
+        "ingest",
+        "One row per record id ever ingested (stream, id, batch): ids only, kept after retention "
+        "or erasure removed the record, so a record sent again is never stored twice.",
+        ("stream", "id"),
+        Refuse("rolling back the ids would let records sent again be stored twice"),
     ),
     # privacy
     CatalogTable(

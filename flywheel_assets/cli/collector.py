@@ -39,6 +39,13 @@ def add_commands(sub) -> None:
         "--max-body-mb", type=float, default=1.0, help="largest request body (1 MB)"
     )
     collect.add_argument("--max-records", type=int, default=1000, help="records per request (1000)")
+    collect.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        help="answer 408 to a client that has not sent its whole body N seconds after its "
+        "headers (30)",
+    )
     collect.set_defaults(handler=_collect)
 
 
@@ -76,6 +83,7 @@ def _collect(args: argparse.Namespace) -> int:
             spool_dir=spool,
             max_body_bytes=int(args.max_body_mb * (1 << 20)),
             max_records=args.max_records,
+            body_timeout_seconds=args.body_timeout,
             writer=WriterSettings(
                 max_file_bytes=int(args.max_file_mb * (1 << 20)),
                 max_file_seconds=args.max_file_seconds,

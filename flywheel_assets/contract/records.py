@@ -9,7 +9,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -55,7 +55,26 @@ class Reason(StrEnum):
     BAD_TS = "bad_ts"
     UNKNOWN_KIND = "unknown_kind"
     BAD_VALUE = "bad_value"
+    BAD_UNICODE = "bad_unicode"
+    NUMBER_TOO_LONG = "number_too_long"
+    LINE_TOO_LONG = "line_too_long"
     UNREADABLE_FILE = "unreadable_file"
+    UNEXPECTED_ERROR = "unexpected_error"
+
+
+# The range of timestamps the pipeline accepts: nothing before the Unix epoch, and nothing more
+# than this far after the line was received (clocks drift; a far-future stamp never expires).
+EARLIEST_TS = datetime(1970, 1, 1, tzinfo=UTC)
+FUTURE_TS_SLACK = timedelta(days=1)
+# A drift event's window reaches back at most a year (longer windows overflow datetime at 1970).
+MAX_WINDOW_HOURS = 24.0 * 366
+# Latency up to a day, in milliseconds.
+MAX_LATENCY_MS = 24 * 3600 * 1000
+
+
+def latest_ts(received_at: datetime | None = None) -> datetime:
+    """The latest `ts` a line received at `received_at` (default: now) may carry."""
+    return (received_at or datetime.now(UTC)) + FUTURE_TS_SLACK
 
 
 class Rejection(ValueError):
@@ -82,6 +101,8 @@ class FieldSpec:
     name: str
     kind: str
     required: bool = False
+    low: float | None = None  # inclusive bounds of an int or float field
+    high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +139,7 @@ INTERACTIONS = Stream(
         FieldSpec("model_version", "str", required=True),
         FieldSpec("user_id", "str"),
         FieldSpec("session_id", "str"),
-        FieldSpec("latency_ms", "int"),
+        FieldSpec("latency_ms", "int", low=0, high=MAX_LATENCY_MS),
         FieldSpec("response_logprob", "float"),
         FieldSpec("metadata", "object"),
     ),
@@ -171,11 +192,14 @@ STREAMS: tuple[Stream, ...] = (INTERACTIONS, FEEDBACK, ANNOTATIONS, DRIFT_EVENTS
 STREAMS_BY_NAME = {s.name: s for s in STREAMS}
 
 
-def parse_line(stream: Stream, raw: bytes) -> dict[str, Any]:
+def parse_line(
+    stream: Stream, raw: bytes, *, received_at: datetime | None = None
+) -> dict[str, Any]:
     """Decode and validate one landing line; return the row for the stream's table.
 
-    Raises `Rejection` with the first problem found. The returned dict holds every schema column
-    except provenance.
+    Raises `Rejection` with the first problem found, and nothing else for any bytes. The returned
+    dict holds every schema column except provenance, and every string in it is UTF-8 encodable.
+    `received_at` (default: now) bounds how far in the future `ts` may be.
     """
     try:
         text = raw.decode("utf-8")
@@ -187,9 +211,32 @@ def parse_line(stream: Stream, raw: bytes) -> dict[str, Any]:
         record = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise Rejection(Reason.NOT_JSON, f"invalid JSON: {exc}") from None
+    except ValueError as exc:  # an integer past Python's digit limit (sys.int_info)
+        raise Rejection(Reason.NUMBER_TOO_LONG, f"a number is too long: {str(exc)[:120]}") from None
     if not isinstance(record, dict):
         raise Rejection(Reason.NOT_OBJECT, f"expected a JSON object, got {type(record).__name__}")
-    return validate_record(stream, record)
+    if _SURROGATE_ESCAPE.search(text):
+        _refuse_lone_surrogates(record)
+    return validate_record(stream, record, received_at=received_at)
+
+
+# A \uD800-\uDFFF escape; json.loads joins a valid pair into one character and leaves a lone one
+# as a surrogate, which is not Unicode text and which no UTF-8 column can store.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(record: dict[str, Any]) -> None:
+    for key, value in record.items():
+        try:
+            json.dumps({key: value}, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            name = key.encode("utf-8", errors="backslashreplace").decode()
+            raise Rejection(
+                Reason.BAD_UNICODE,
+                f"field '{name}' holds a lone surrogate escape (\\ud800-\\udfff), not text",
+            ) from None
+        except (ValueError, RecursionError):
+            continue  # NaN or deep nesting: decided by validation
 
 
 _ID_FIELD = re.compile(r'"(request_id|user_id)"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -209,7 +256,10 @@ def salvage_ids(raw: bytes) -> dict[str, str]:
     return found
 
 
-def validate_record(stream: Stream, record: dict[str, Any]) -> dict[str, Any]:
+def validate_record(
+    stream: Stream, record: dict[str, Any], *, received_at: datetime | None = None
+) -> dict[str, Any]:
+    """The stream's row for a decoded record, or `Rejection`; `received_at` as in `parse_line`."""
     row: dict[str, Any] = {}
     for spec in stream.fields:
         value = record.get(spec.name)
@@ -218,21 +268,43 @@ def validate_record(stream: Stream, record: dict[str, Any]) -> dict[str, Any]:
                 raise Rejection(Reason.MISSING_FIELD, f"required field '{spec.name}' is missing")
             row[spec.name] = None
             continue
-        row[spec.name] = _coerce(spec, value)
+        row[spec.name] = _coerce(spec, value, received_at)
     known = {f.name for f in stream.fields}
     extra = {k: v for k, v in record.items() if k not in known}
-    row["extra"] = json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None
+    row["extra"] = _json_text("extra", extra) if extra else None
     _STREAM_RULES[stream.name](row)
     return row
 
 
-def _coerce(spec: FieldSpec, value: Any) -> Any:
+def _json_text(name: str, value: Any) -> str:
+    """A value stored as JSON text: strict JSON (no NaN or Infinity), valid Unicode."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False)
+    except ValueError:
+        raise Rejection(
+            Reason.BAD_VALUE, f"field '{name}' holds NaN or Infinity, which JSON does not allow"
+        ) from None
+    except RecursionError:
+        raise Rejection(Reason.NOT_JSON, f"field '{name}' is nested too deeply") from None
+    except TypeError:  # keys of mixed types cannot be sorted
+        raise _wrong_type(name, "an object with comparable keys", value) from None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Rejection(
+            Reason.BAD_UNICODE, f"field '{name}' holds a lone surrogate escape, not text"
+        ) from None
+    return text
+
+
+def _coerce(spec: FieldSpec, value: Any, received_at: datetime | None) -> Any:
     name, kind = spec.name, spec.kind
     if kind == "str":
         if not isinstance(value, str):
             raise _wrong_type(name, "a string", value)
         if spec.required and not value.strip():
             raise Rejection(Reason.BAD_VALUE, f"field '{name}' is empty")
+        _unicode(name, value)
         return value
     if kind == "int":
         # bool is an int subclass in Python but never a valid count or score here.
@@ -242,29 +314,54 @@ def _coerce(spec: FieldSpec, value: Any) -> Any:
             raise _wrong_type(name, "an integer", value)
         if not -(2**63) <= value < 2**63:
             raise Rejection(Reason.BAD_VALUE, f"field '{name}' is out of the int64 range")
+        _in_bounds(spec, value)
         return int(value)
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _wrong_type(name, "a number", value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer literal past the float range
+            raise Rejection(Reason.BAD_VALUE, f"field '{name}' is not finite") from None
         if not math.isfinite(value):
             raise Rejection(Reason.BAD_VALUE, f"field '{name}' is not finite")
-        return float(value)
+        _in_bounds(spec, value)
+        return value
     if kind == "ts":
-        return parse_ts(name, value)
+        return parse_ts(name, value, received_at)
     if kind == "messages":
         return _messages(value)
     if kind == "tags":
         if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
             raise _wrong_type(name, "a list of strings", value)
+        for t in value:
+            _unicode(name, t)
         return value
     if kind == "object":
         if not isinstance(value, dict):
             raise _wrong_type(name, "an object", value)
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return _json_text(name, value)
     raise AssertionError(f"unknown field kind {kind}")
 
 
-def parse_ts(name: str, value: Any) -> datetime:
+def _in_bounds(spec: FieldSpec, value: float) -> None:
+    if (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):
+        low = "" if spec.low is None else f"{spec.low:g}"
+        high = "" if spec.high is None else f"{spec.high:g}"
+        raise Rejection(Reason.BAD_VALUE, f"field '{spec.name}' is outside {low}..{high}")
+
+
+def _unicode(name: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Rejection(
+            Reason.BAD_UNICODE, f"field '{name}' holds a lone surrogate escape, not text"
+        ) from None
+
+
+def parse_ts(name: str, value: Any, received_at: datetime | None = None) -> datetime:
+    """An ISO-8601 timestamp with a zone, in UTC, between 1970 and a day after `received_at`."""
     if not isinstance(value, str):
         raise _wrong_type(name, "an ISO-8601 string", value)
     try:
@@ -273,7 +370,20 @@ def parse_ts(name: str, value: Any) -> datetime:
         raise Rejection(Reason.BAD_TS, f"field '{name}' is not ISO-8601: {value[:40]!r}") from None
     if ts.tzinfo is None:
         raise Rejection(Reason.BAD_TS, f"field '{name}' has no timezone: {value[:40]!r}")
-    return ts.astimezone(UTC)
+    try:
+        ts = ts.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 pushed past datetime's range by the offset
+        raise Rejection(
+            Reason.BAD_TS, f"field '{name}' is out of range in UTC: {value[:40]!r}"
+        ) from None
+    if ts < EARLIEST_TS:
+        raise Rejection(Reason.BAD_TS, f"field '{name}' is before 1970: {value[:40]!r}")
+    if ts > latest_ts(received_at):
+        raise Rejection(
+            Reason.BAD_TS,
+            f"field '{name}' is more than a day after it was received: {value[:40]!r}",
+        )
+    return ts
 
 
 def _messages(value: Any) -> list[dict[str, str]]:
@@ -288,6 +398,7 @@ def _messages(value: Any) -> list[dict[str, str]]:
             raise _wrong_type(f"messages[{i}]", "an object with string role and content", msg)
         if role not in ROLES:
             raise Rejection(Reason.BAD_VALUE, f"messages[{i}] has unknown role {role!r}")
+        _unicode(f"messages[{i}]", content)
         out.append({"role": role, "content": content})
     return out
 
@@ -329,6 +440,8 @@ def _annotation_rules(row: dict[str, Any]) -> None:
 def _drift_rules(row: dict[str, Any]) -> None:
     if row["window_hours"] is not None and row["window_hours"] <= 0:
         raise Rejection(Reason.BAD_VALUE, "window_hours must be positive")
+    if row["window_hours"] is not None and row["window_hours"] > MAX_WINDOW_HOURS:
+        raise Rejection(Reason.BAD_VALUE, f"window_hours must be at most {MAX_WINDOW_HOURS:g}")
 
 
 _STREAM_RULES = {

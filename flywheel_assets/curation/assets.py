@@ -237,10 +237,10 @@ METRIC_CHECKS = ("positive_rate_healthy", "correction_rate_healthy", "safety_fla
         )
     ],
 )
-def feedback_metrics(config: MetricsConfig, lake: LakeResource):
+def feedback_metrics(config: MetricsConfig, lake: LakeResource, privacy: PrivacyResource):
     the_lake = lake.lake()
     before = rows_now(the_lake, FEEDBACK_METRICS.name)
-    metrics = build_feedback_metrics(the_lake)
+    metrics = build_feedback_metrics(the_lake, privacy.detector(), privacy.key())
     rates = overall(metrics) if metrics.num_rows else {}
     yield dg.MaterializeResult(
         metadata=table_metadata(

@@ -15,7 +15,9 @@ tagged_rows is stored.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -76,20 +78,34 @@ class Curated:
     kto_set: pa.Table
     stats: dict
     state: pl.DataFrame | None = None  # every local row's state (curation_state)
+    left_out: dict[str, int] = dataclasses.field(default_factory=dict)  # excluded, per set
 
 
-def curate(tagged: pa.Table, policy: CurationPolicy, key: bytes, detector: Detector) -> Curated:
-    """Build every curated set from the tagged rows."""
+def curate(
+    tagged: pa.Table,
+    policy: CurationPolicy,
+    key: bytes,
+    detector: Detector,
+    excluded: Mapping[str, Sequence[str]] | None = None,
+) -> Curated:
+    """Build every curated set from the tagged rows; `excluded`: per set, the request ids a
+    rollback of it took away, left out before the global steps (`selection.select`)."""
     with paused_gc():
-        return _curate(_candidates(tagged), policy, key, detector)
+        return _curate(_candidates(tagged), policy, key, detector, excluded)
 
 
-def _curate(tagged: pa.Table, policy: CurationPolicy, key: bytes, detector: Detector) -> Curated:
+def _curate(
+    tagged: pa.Table,
+    policy: CurationPolicy,
+    key: bytes,
+    detector: Detector,
+    excluded: Mapping[str, Sequence[str]] | None,
+) -> Curated:
     local = derive(tagged, policy, key, detector)
     state = local.state()
-    selection = select(state, policy)
+    selection = select(state, policy, excluded)
     tables = {spec.name: assemble(local, selection, spec) for spec in PUBLISHED}
-    return Curated(**tables, stats=selection.stats, state=state)
+    return Curated(**tables, stats=selection.stats, state=state, left_out=selection.left_out)
 
 
 def assemble(local: LocalRows, selection: Selection, spec) -> pa.Table:

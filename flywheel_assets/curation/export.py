@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake.exceptions import DeltaError
 
+from ..governance.tombstones import Tombstones
 from ..lake.tables import Lake
 
 EXPORTABLE = ("sft_set", "dpo_set", "kto_set", "eval_cases")
@@ -123,7 +124,9 @@ def export_table(
             ) from None
         if dt is None:
             raise ValueError(f"no table {table_name} in lake {lake.root}; run `flywheel run` first")
-    table = dt.to_pyarrow_dataset().to_table()
+    table = lake.read(table_name, version=dt.version())
+    # Left out at write time: rows of users erased since (or while) the set was built.
+    table, _ = Tombstones.load(lake).drop(table, None)
     if ID_COLUMN[table_name] in table.column_names:
         table = table.sort_by(ID_COLUMN[table_name])
     skipped = 0

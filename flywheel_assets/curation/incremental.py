@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,7 +38,7 @@ from ..catalog.curated import (
 )
 from ..catalog.governance import ROLLBACK_AUDIT
 from ..governance.exclusions import Exclusions
-from ..lake.tables import MAINTENANCE_OPERATIONS, Lake, TableSpec
+from ..lake.tables import MAINTENANCE_OPERATIONS, Lake, TableSpec, VersionUnreadable
 from ..privacy.pii import Detector
 from .builds import FINGERPRINT_KEY, build_fingerprint, read_or_empty
 from .datasets import PUBLISHED, ROW_COLUMNS, assemble, candidate_mask
@@ -106,7 +107,7 @@ def _split(lake: Lake, changes: Changes) -> tuple[pl.Series, pl.DataFrame]:
     now = pl.from_arrow(read_or_empty(lake, TAGGED_ROWS, wanted, columns))
     try:
         before = lake.read(TAGGED_ROWS.name, columns=columns, filter=wanted, version=changes.since)
-    except (DeltaError, OSError):  # that version's files were vacuumed: take every id as changed
+    except (DeltaError, OSError, VersionUnreadable):  # vacuumed: take every id as changed
         before = None
     assert isinstance(now, pl.DataFrame)
     if before is None or before.num_rows == 0:
@@ -184,9 +185,9 @@ def increment(
     fresh = local.state()
     gone_state = state.filter(mine).select(STATE_KEYS)
     state = pl.concat([state.filter(~mine), fresh])
-    selection = select(state, policy)
+    selection = select(state, policy, excluded_by_set(exclusions))
     out = Increment(again.to_arrow().cast(pa.string()), selection, fresh, gone_state)
-    out.rolled_back = _leave_out_excluded(selection, state, exclusions)
+    out.rolled_back = selection.left_out
 
     # Rows a set newly takes whose request id did not change (a global step chose them now):
     # their local rows are derived again too, from their unchanged tagged rows.
@@ -227,27 +228,14 @@ def _with_new_tags(lake: Lake, retagged: pl.DataFrame, written: pl.Series) -> pa
     return table.select(REVIEW_QUEUE.schema.names).cast(REVIEW_QUEUE.schema)
 
 
-def _leave_out_excluded(
-    selection: Selection, state: pl.DataFrame, exclusions: Exclusions
-) -> dict[str, int]:
-    """Drop from each set's selection the rows a rollback of that set took away (as a whole
-    build drops them after choosing), and say how many per set."""
-    sources = state.select("row_id", "request_id", "source_request_ids").unique(
-        subset=CHOSEN, keep="first", maintain_order=True
-    )
-    dropped = {}
+def excluded_by_set(exclusions: Exclusions) -> dict[str, list[str]]:
+    """Per published set, the request ids a rollback of that set took away."""
+    out = {}
     for spec in PUBLISHED:
-        chosen = selection.ids[spec.name].join(
-            sources, on=CHOSEN, how="left", maintain_order="left"
-        )
-        table = chosen.to_arrow(compat_level=pl.CompatLevel.oldest())
-        kept, n = exclusions.drop(table, "source_request_ids", scope=spec.name)
-        if n:
-            dropped[spec.name] = n
-            frame = pl.from_arrow(kept.select(CHOSEN))
-            assert isinstance(frame, pl.DataFrame)
-            selection.ids[spec.name] = frame.cast(pl.String)
-    return dropped
+        ids = exclusions.values("source_request_ids", scope=spec.name)
+        if len(ids):
+            out[spec.name] = ids.to_pylist()
+    return out
 
 
 def _derive_for(
@@ -294,6 +282,15 @@ def read_state(lake: Lake) -> pl.DataFrame:
     return frame.select(pl.col(c).cast(t) for c, t in STATE.items())
 
 
+def same_state(a: pl.DataFrame, b: pl.DataFrame) -> bool:
+    """True when two states hold the same local rows, whatever their order."""
+    if a.height != b.height:
+        return False
+    order = [*STATE_KEYS, "sub"]
+    a, b = (f.select(pl.col(c).cast(t) for c, t in STATE.items()).sort(order) for f in (a, b))
+    return a.equals(b)
+
+
 def state_table(state: pl.DataFrame) -> pa.Table:
     return state.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(CURATION_STATE.schema)
 
@@ -307,40 +304,30 @@ def merge(
     metadata: dict,
 ) -> None:
     """One commit that deletes the rows whose `keys` are in `delete` and writes `rows` (replacing
-    any with the same keys). A merge rewrites only the files holding a matched row."""
-    dt = lake.ensure(spec)
+    any with the same keys). It rewrites only the files holding a replaced or deleted row."""
+    lake.ensure(spec)
     rows = rows.select(spec.schema.names).cast(spec.schema)
-    written = rows.select(keys)
-    doomed = delete.select(keys).cast(written.schema)
-    gone = doomed.join(written, keys, join_type="left anti").group_by(keys).aggregate([])
-    markers = pa.table(
-        {
-            f.name: gone[f.name] if f.name in keys else pa.nulls(gone.num_rows, f.type)
-            for f in spec.schema
-        },
-        schema=spec.schema,
+    key_schema = rows.select(keys).schema
+    doomed = pa.concat_tables([rows.select(keys), delete.select(keys).cast(key_schema)])
+    doomed = doomed.group_by(keys).aggregate([])
+    result = lake.replace(
+        spec.name, lambda data: _keys_in(data, keys, doomed), rows, metadata=metadata
     )
-    source = pa.concat_tables([rows, markers]).append_column(
-        "_delete",
-        pa.array([False] * rows.num_rows + [True] * markers.num_rows, pa.bool_()),
-    )
-    if source.num_rows == 0:  # nothing changed: record the build, rewrite nothing
+    if result.version_after == result.version_before:  # nothing changed: record the build
         lake.append(spec, spec.schema.empty_table(), metadata=metadata)
-        return
-    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-    (
-        dt.merge(
-            source,
-            predicate=on,
-            source_alias="s",
-            target_alias="t",
-            commit_properties=lake.commit_properties(metadata),
-        )
-        .when_matched_delete(predicate="s._delete")
-        .when_matched_update_all(predicate="NOT s._delete", except_cols=["_delete"])
-        .when_not_matched_insert_all(predicate="NOT s._delete", except_cols=["_delete"])
-        .execute()
-    )
+
+
+def _keys_in(data: pa.Table, keys: list[str], wanted: pa.Table) -> pa.Array:
+    """Whether each row's `keys` are among the rows of `wanted`."""
+    if len(wanted) == 0 or data.num_rows == 0:
+        return pa.array(np.zeros(data.num_rows, bool))
+    if len(keys) == 1:
+        return pc.is_in(data[keys[0]], value_set=wanted[keys[0]].combine_chunks())
+    numbered = data.select(keys).append_column("_row", pa.array(np.arange(data.num_rows)))
+    hit = numbered.join(wanted.cast(numbered.select(keys).schema), keys, join_type="inner")
+    mask = np.zeros(data.num_rows, bool)
+    mask[hit["_row"].to_numpy()] = True
+    return pa.array(mask)
 
 
 def holdout_leakage(

@@ -6,6 +6,10 @@ request ids that changed are derived again, and each set commits one merge (`inc
 Anything else upstream (a rollback, an erasure, an expiry, new settings) rebuilds them whole, so
 it is reflected on the next run. A build that would read exactly the same source versions with
 the same settings commits nothing.
+
+A set a rollback restored keeps its restored rows through the builds that follow until what it
+is made of changes (the local rows of `curation_state`): recomputing it from unchanged inputs
+could only undo part of the restore (see docs/versions.md).
 """
 
 from __future__ import annotations
@@ -18,14 +22,20 @@ import pyarrow.compute as pc
 from ..catalog.curated import (
     CURATION_STATE,
     CURATION_STATE_KEY,
+    DPO_SET,
+    EVAL_CASES,
     FEEDBACK_METRICS,
+    KTO_SET,
+    SFT_SET,
     TAGGED_ROWS,
 )
 from ..catalog.governance import ROLLBACK_AUDIT
 from ..contract.records import INTERACTIONS
-from ..governance.exclusions import Exclusions
-from ..lake.tables import Lake
+from ..governance.exclusions import HOLDOUT_REMOVAL, ROLLBACK, Exclusions, active_rollbacks
+from ..governance.tombstones import without_erased
+from ..lake.tables import MAINTENANCE_OPERATIONS, Lake
 from ..privacy.pii import Detector
+from ..privacy.redact import pseudonymize
 from . import incremental
 from .builds import (
     FINGERPRINT_KEY,
@@ -45,7 +55,7 @@ from .datasets import (
 )
 from .metrics import TAGGED_COLUMNS as METRIC_COLUMNS
 from .metrics import daily_metrics
-from .quality import CheckOutcome, audit_curated
+from .quality import CheckOutcome, audit_curated, holdout_leaks
 from .tagging import FeedbackCap, TaggingReport, build_tagged_rows
 
 __all__ = [
@@ -73,6 +83,9 @@ class StagedSets:
     deleted: dict[str, pa.Array] | None = None
     state_deleted: pa.Table | None = None
     rederived: int | None = None  # request ids derived again; None after a whole build
+    # Sets a rollback restored whose inputs did not change: `tables` holds their published rows,
+    # and publishing records the build on them without rewriting a row.
+    kept: set[str] = field(default_factory=set)
 
 
 CURATED = tuple(PUBLISHED)  # eval_cases, review_queue, sft_set, dpo_set, kto_set
@@ -112,17 +125,66 @@ def stage_curated_sets(
     tagged = read_or_empty(
         lake, TAGGED_ROWS, pc.field("request_id").isin(wanted), columns=list(ROW_COLUMNS)
     )
-    curated = curate(tagged, policy, key, detector)
+    # Rows a rollback of a set took away stay out of it until re-admitted, and take no part in
+    # its global steps.
+    curated = curate(tagged, policy, key, detector, incremental.excluded_by_set(exclusions))
     state = incremental.state_table(curated.state)
-    staged = StagedSets(fingerprint, versions, {}, state, stats=curated.stats)
+    staged = StagedSets(
+        fingerprint, versions, {}, state, stats=curated.stats, rolled_back=curated.left_out
+    )
     for spec in CURATED:
-        table = finalize(getattr(curated, spec.name), spec, versions)
-        # Rows a rollback of this very table took away stay out until re-admitted.
-        table, dropped = exclusions.drop(table, "source_request_ids", scope=spec.name)
-        staged.tables[spec.name] = table
-        if dropped:
-            staged.rolled_back[spec.name] = dropped
+        staged.tables[spec.name] = finalize(getattr(curated, spec.name), spec, versions)
+    _keep_restored(lake, staged, curated.state)
     return staged
+
+
+def restored_sets(lake: Lake) -> set[str]:
+    """The curated sets whose latest rows are a rollback's restore that no build has replaced
+    and no re-admission has lifted (an erasure's deletes since then do not count)."""
+    active = active_rollbacks(lake)
+    out: set[str] = set()
+    if not active:
+        return out
+    for spec in CURATED:
+        dt = lake.open(spec.name)
+        for commit in dt.history(limit=50) if dt is not None else []:
+            operation = commit.get("flywheel.operation")
+            if commit.get("operation") in MAINTENANCE_OPERATIONS or operation in ERASING:
+                continue
+            if operation == ROLLBACK and commit.get("flywheel.rollback_id") in active:
+                out.add(spec.name)
+            break
+    return out
+
+
+# Deletes that only take rows out (an erasure, an expiry, the holdout): a restore followed by one
+# is still a restore, less those rows.
+ERASING = ("erase", "expire", HOLDOUT_REMOVAL)
+
+
+def _keep_restored(lake: Lake, staged: StagedSets, state) -> None:
+    """Keep the published rows of each restored set while the local rows the build derived equal
+    those of the last build: nothing the set is made of changed since it was restored. A set
+    whose restored rows would leak a held-out prompt (into or out of training) is built again."""
+    restored = restored_sets(lake)
+    if not restored or not incremental.same_state(incremental.read_state(lake), state):
+        return
+    published = {name: lake.read(name) for name in restored}
+    kept = set(restored)
+    while True:
+        tables = {name: published[name] if name in kept else t for name, t in staged.tables.items()}
+        leaking = {
+            name for name in TRAINING_SETS if holdout_leaks(tables[EVAL_CASES.name], tables[name])
+        }
+        if not leaking & kept and not (leaking and EVAL_CASES.name in kept):
+            break
+        kept -= leaking if leaking & kept else {EVAL_CASES.name}
+    for name in kept:
+        staged.tables[name] = published[name]
+    staged.kept = kept
+
+
+TRAINING_SETS = (SFT_SET.name, DPO_SET.name, KTO_SET.name)
 
 
 @dataclass
@@ -154,7 +216,7 @@ def build_curated_sets(
         committed=all(c.passed for c in checks),
         source_versions=staged.source_versions,
         checks=checks,
-        rows={name: t.num_rows for name, t in staged.tables.items()},
+        rows={name: 0 if name in staged.kept else t.num_rows for name, t in staged.tables.items()},
         stats=staged.stats,
         rolled_back=staged.rolled_back,
         rederived=staged.rederived,
@@ -169,8 +231,10 @@ def publish_curated_sets(lake: Lake, staged: StagedSets, policy: CurationPolicy)
     something else (or by a build that stopped half-way), and the next build is a whole one."""
     meta = commit_meta(staged.fingerprint, staged.source_versions)
     for spec in CURATED:
-        table = staged.tables[spec.name]
-        if staged.deleted is None:
+        table = without_erased(lake, staged.tables[spec.name])  # tombstones as of this commit
+        if spec.name in staged.kept:  # record the build, rewrite nothing
+            lake.append(spec, spec.schema.empty_table(), metadata=meta)
+        elif staged.deleted is None:
             lake.overwrite(spec, table, metadata=meta)
         else:
             gone = pa.table({spec.schema.names[0]: staged.deleted[spec.name]})
@@ -186,8 +250,13 @@ def publish_curated_sets(lake: Lake, staged: StagedSets, policy: CurationPolicy)
         incremental.merge(lake, CURATION_STATE, keys, staged.state, staged.state_deleted, meta)
 
 
-def build_feedback_metrics(lake: Lake) -> pa.Table:
-    """Recompute the days still present in raw_logs; older days keep their stored values."""
+def build_feedback_metrics(
+    lake: Lake, detector: Detector | None = None, key: bytes | None = None
+) -> pa.Table:
+    """Recompute the days still present in raw_logs; older days keep their stored values.
+
+    With the privacy detector and key, a model_version holding PII is stored as the redacted
+    tables store it (a keyed pseudonym), so it joins with them and never reaches the metrics."""
     versions = source_versions(lake, (INTERACTIONS.table, TAGGED_ROWS.name))
     fingerprint = build_fingerprint(versions)
     dt = lake.ensure(FEEDBACK_METRICS)
@@ -195,6 +264,9 @@ def build_feedback_metrics(lake: Lake) -> pa.Table:
     if unchanged:  # built from these very versions: read nothing else
         return _sorted_metrics(lake)
     interactions = lake.read(INTERACTIONS.table, columns=["ts", "model_version"])
+    if interactions is not None and detector is not None and key is not None:
+        versions_as_stored, _ = pseudonymize(interactions["model_version"], detector, key)
+        interactions = interactions.set_column(1, "model_version", versions_as_stored)
     tagged = lake.read(TAGGED_ROWS.name, columns=METRIC_COLUMNS)
     if interactions is None or tagged is None:
         return FEEDBACK_METRICS.schema.empty_table()

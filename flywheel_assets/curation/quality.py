@@ -11,15 +11,6 @@ import pyarrow.compute as pc
 from ..privacy.pii import Detector
 from ..privacy.redact import residual_pii
 
-# Free text per curated table: what the no_residual_pii check scans.
-TEXT_COLUMNS: dict[str, tuple[list[str], list[str]]] = {
-    "tagged_rows": (["prompt", "response", "correction", "edited_response"], ["messages"]),
-    "eval_cases": (["input", "expected"], ["input_messages"]),
-    "review_queue": (["prompt", "response"], []),
-    "sft_set": (["prompt", "completion"], ["messages"]),
-    "dpo_set": (["prompt", "chosen", "rejected"], ["prompt_messages"]),
-    "kto_set": (["prompt", "completion"], ["prompt_messages"]),
-}
 TRAINING_SETS = ("sft_set", "dpo_set", "kto_set")
 
 
@@ -72,12 +63,8 @@ def audit_curated(tables: Mapping[str, pa.Table], detector: Detector) -> list[Ch
     in a training set, no pair whose chosen and rejected texts are the same."""
     out = []
     for name, table in tables.items():
-        if name in TEXT_COLUMNS:
-            text, messages = TEXT_COLUMNS[name]
-            residual = residual_pii(table, detector, text, messages)
-            out.append(
-                CheckOutcome(name, "no_residual_pii", not residual, {"rows_with_pii": residual})
-            )
+        residual = residual_pii(table, detector)  # every string column of the schema
+        out.append(CheckOutcome(name, "no_residual_pii", not residual, {"rows_with_pii": residual}))
     out += holdout_checks(tables)
     if "dpo_set" in tables:
         same = identical_pairs(tables["dpo_set"])

@@ -11,11 +11,16 @@ columns, and fetch text only for the rows a set newly takes:
   ranked, then the most confident, then the most recent;
 - caps: no user holds more than their share of a training set, their earliest rows kept.
 
+Rows a rollback of a set took away (`excluded`, request ids per set) leave that set before any of
+these steps, so they take no part in a group's best, a collapse or a cap: a set built with those
+exclusions is the set a build would have made had those rows never been there.
+
 Ties go to the earlier request id (then the earlier pair of one row), as they always have.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -39,32 +44,70 @@ class Selection:
     # request_id that gave it (two rows can give one golden case id; the best one is chosen).
     ids: dict[str, pl.DataFrame]
     stats: dict = field(default_factory=dict)
+    # Per published set, the local rows its exclusions took out before the global steps.
+    left_out: dict[str, int] = field(default_factory=dict)
 
 
-def select(state: pl.DataFrame, policy: CurationPolicy) -> Selection:
+def select(
+    state: pl.DataFrame,
+    policy: CurationPolicy,
+    excluded: Mapping[str, Sequence[str]] | None = None,
+) -> Selection:
+    """The rows each published set holds. `excluded`: per published set, the request ids a
+    rollback of that set took away; a local row naming any of them leaves before the steps."""
     state = state.sort(ORDER, maintain_order=True)
-    golden = _best(_of(state, "golden"), ["normalized_prompt"], ["confidence", "ts"])
-    regression = _best(_of(state, "regression"), ["row_id"], ["ts"])
-    evals = pl.concat([golden, regression])
-    held = evals.filter(pl.col("holdout"))["normalized_prompt"].unique()
+    left_out: dict[str, int] = {}
+
+    def of(name: str, published: str) -> pl.DataFrame:
+        rows = _of(state, name)
+        kept = _without(rows, (excluded or {}).get(published, ()))
+        if kept.height < rows.height:
+            left_out[published] = left_out.get(published, 0) + rows.height - kept.height
+        return kept
+
+    # Held-out prompts come from every eval case, excluded or not: a rollback of eval_cases
+    # must not let a held-out prompt into a training set.
+    every = _evals(_of(state, "golden"), _of(state, "regression"))
+    held = every.filter(pl.col("holdout"))["normalized_prompt"].unique()
+    golden, regression = of("golden", "eval_cases"), of("regression", "eval_cases")
+    evals = every if "eval_cases" not in left_out else _evals(golden, regression)
     ids = {"eval_cases": evals.select(CHOSEN)}
     leaks, capped = {}, {}
     for name in TRAINING:
-        rows = _of(state, name)
+        rows = of(name, f"{name}_set")
         kept = rows.filter(~pl.col("normalized_prompt").is_in(held.implode(), nulls_equal=True))
         leaks[name] = rows.height - kept.height
         ids[f"{name}_set"], capped[name] = _collapse_and_cap(kept, policy, by_label=name == "kto")
-    ids["review_queue"] = _of(state, "review").select(CHOSEN)
+    ids["review_queue"] = of("review", "review_queue").select(CHOSEN)
     stats = {
         "holdout_leaks_removed": leaks,
         "dropped_by_user_share_cap": capped,
         "unsafe_targets": _of(state, "unsafe").height,
     }
-    return Selection(ids, stats)
+    return Selection(ids, stats, left_out)
+
+
+def _evals(golden: pl.DataFrame, regression: pl.DataFrame) -> pl.DataFrame:
+    """The best golden answer per prompt, then the most recent regression case per row id."""
+    return pl.concat(
+        [
+            _best(golden, ["normalized_prompt"], ["confidence", "ts"]),
+            _best(regression, ["row_id"], ["ts"]),
+        ]
+    )
 
 
 def _of(state: pl.DataFrame, name: str) -> pl.DataFrame:
     return state.filter(pl.col("set") == name)
+
+
+def _without(rows: pl.DataFrame, ids: Sequence[str]) -> pl.DataFrame:
+    """`rows` less those whose source_request_ids name any of `ids`."""
+    if not len(ids) or rows.height == 0:
+        return rows
+    gone = pl.Series(list(ids), dtype=pl.String).implode()
+    hit = pl.col("source_request_ids").list.eval(pl.element().is_in(gone)).list.any()
+    return rows.filter(~hit.fill_null(False))
 
 
 def _best(rows: pl.DataFrame, by: list[str], rank: list[str]) -> pl.DataFrame:

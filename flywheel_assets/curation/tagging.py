@@ -7,7 +7,6 @@ those rows can change are tagged again and merged in.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +21,9 @@ from ..catalog.redacted import REDACTED_ANNOTATIONS, REDACTED_FEEDBACK, REDACTED
 from ..contract.records import DRIFT_EVENTS
 from ..gcpause import paused_gc
 from ..governance.exclusions import Exclusions
+from ..governance.tombstones import without_erased
 from ..lake.changes import appended_since
-from ..lake.spill import Spill
+from ..lake.spill import Spill, spill_directory
 from ..lake.tables import Lake
 from ..privacy.pii import Detector
 from ..privacy.sampling import DriftWindow, drift_windows, in_any_window
@@ -116,7 +116,7 @@ def build_tagged_rows(
 
     labels: Counter[str] = Counter()
     audits, tagged, left_out_now = [], 0, 0
-    with tempfile.TemporaryDirectory(prefix="flywheel-tagged-") as tmp:
+    with spill_directory(lake.root, "tagged") as tmp:
         spill = Spill(Path(tmp) / "tagged_rows.arrow", TAGGED_ROWS.schema)
         for ids in groups:
             out, dropped = _tag_some(lake, ids, inputs)
@@ -140,9 +140,11 @@ def build_tagged_rows(
             "flywheel.retagged": str(tagged) if changed is not None else "all",
         }
         if published and changed is None:
-            lake.overwrite(TAGGED_ROWS, spill.reader(), metadata=metadata)
+            # Tombstones re-read at commit time: an erasure may have begun since the inputs.
+            lake.overwrite(TAGGED_ROWS, without_erased(lake, spill.reader()), metadata=metadata)
         elif published and tagged:
-            lake.upsert(TAGGED_ROWS, spill.reader().read_all(), key="request_id", metadata=metadata)
+            rows = without_erased(lake, spill.reader().read_all())
+            lake.upsert(TAGGED_ROWS, rows, key="request_id", metadata=metadata)
         elif published:  # new rows that change no interaction: record the build, rewrite nothing
             lake.append(TAGGED_ROWS, TAGGED_ROWS.schema.empty_table(), metadata=metadata)
     if changed is not None:

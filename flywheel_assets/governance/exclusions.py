@@ -21,6 +21,9 @@ from ..lake.tables import Lake
 ALL = "all"
 ROLLBACK = "rollback"
 READMIT = "readmit"
+# A restore's follow-up deletes (`flywheel.operation`): restored rows that would leak a held-out
+# eval prompt. Like an erasure's, they leave a restored table restored.
+HOLDOUT_REMOVAL = "rollback-holdout"
 
 
 @dataclass
@@ -28,6 +31,8 @@ class Exclusions:
     """The active exclusions: ids by (scope, id column)."""
 
     ids: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    # table -> rollback id -> the ids that rollback of the table keeps out
+    rollbacks: dict[str, dict[str, set[str]]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -38,18 +43,28 @@ class Exclusions:
         rows = lake.read(ROLLBACK_EXCLUSIONS.name)
         if rows is None or rows.num_rows == 0:
             return cls()
-        # Active: the rollback finished (its audit row exists) and was not re-admitted since.
-        active = _rollback_ids(lake, ROLLBACK) - _rollback_ids(lake, READMIT)
+        active = active_rollbacks(lake)
         rows = rows.filter(pc.is_in(rows["rollback_id"], pa.array(sorted(active), pa.string())))
         out: dict[tuple[str, str], set[str]] = {}
-        for scope, column, value in zip(
+        rollbacks: dict[str, dict[str, set[str]]] = {}
+        for rollback_id, table, scope, column, value in zip(
+            rows["rollback_id"].to_pylist(),
+            rows["table"].to_pylist(),
             rows["scope"].to_pylist(),
             rows["id_column"].to_pylist(),
             rows["id"].to_pylist(),
             strict=True,
         ):
             out.setdefault((scope, column), set()).add(value)
-        return cls(out)
+            rollbacks.setdefault(table, {}).setdefault(rollback_id, set()).add(value)
+        return cls(out, rollbacks)
+
+    def of_table(self, table: str) -> dict[str, pa.Array]:
+        """The ids each active rollback of `table` keeps out, by rollback id."""
+        return {
+            rollback_id: pa.array(sorted(ids), pa.string())
+            for rollback_id, ids in self.rollbacks.get(table, {}).items()
+        }
 
     def values(self, column: str, scope: str = ALL) -> pa.Array:
         """Ids excluded for `column` in `scope` (scope "all" always applies)."""
@@ -70,6 +85,11 @@ class Exclusions:
 
 def readmitted_rollbacks(lake: Lake) -> set[str]:
     return _rollback_ids(lake, READMIT)
+
+
+def active_rollbacks(lake: Lake) -> set[str]:
+    """The rollbacks that finished (their audit row exists) and were not re-admitted since."""
+    return _rollback_ids(lake, ROLLBACK) - _rollback_ids(lake, READMIT)
 
 
 def _rollback_ids(lake: Lake, action: str) -> set[str]:

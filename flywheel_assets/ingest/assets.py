@@ -4,7 +4,8 @@ import dagster as dg
 from pydantic import Field
 
 from .. import catalog
-from ..catalog.raw import LEDGER, QUARANTINE, STREAM_TABLES
+from ..catalog.raw import INGEST_IDS, LEDGER, QUARANTINE, STREAM_TABLES
+from ..contract.landing import DEFAULT_MAX_LINE_BYTES
 from ..contract.records import STREAMS
 from ..governance.tombstones import Tombstones
 from ..metadata import asset_args, rows_now, table_metadata
@@ -24,6 +25,11 @@ class IngestConfig(dg.Config):
     max_batch_bytes: int = Field(
         default=1 << 30,
         description="Landing bytes per ingest batch; each batch is one atomic commit per table.",
+    )
+    max_line_bytes: int = Field(
+        default=DEFAULT_MAX_LINE_BYTES,
+        description="Longest landing line read, in bytes; a longer one is quarantined as "
+        "line_too_long (its first 4 KiB kept) and never held whole in memory.",
     )
 
 
@@ -46,7 +52,7 @@ def ingest_landing_asset(
     report = ingest_landing(
         zone,
         the_lake,
-        settings=IngestSettings(config.chunk_lines, config.max_batch_bytes),
+        settings=IngestSettings(config.chunk_lines, config.max_batch_bytes, config.max_line_bytes),
         run_id=context.run.run_id,
         # Erased users stay erased when old landing files are read again.
         erased=None if tombstones.empty else tombstones.matcher(privacy.key()),
@@ -55,7 +61,10 @@ def ingest_landing_asset(
         the_lake.ensure(STREAM_TABLES[stream.name])
     the_lake.ensure(QUARANTINE)
     the_lake.ensure(LEDGER)
+    the_lake.ensure(INGEST_IDS)
 
+    for refused in report.refused:
+        context.log.warning(f"Landing entry {refused.path} refused, never read: {refused.reason}")
     if report.changed:
         context.log.warning(
             "Landing files changed after they were ingested (not re-read): "
@@ -98,6 +107,10 @@ def ingest_landing_asset(
             ).metadata(),
             **totals,
         ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=INGEST_IDS.name,
+        metadata=table_metadata(the_lake, INGEST_IDS.name, before[INGEST_IDS.name]),
     )
 
 

@@ -1,4 +1,6 @@
-"""Asset checks on the bronze tables: unique ids, required fields, every line accounted for.
+"""Asset checks on the bronze tables: unique ids, required fields, every line accounted for; and
+that each record is stored once downstream too (a record sent again after retention removed its
+raw copy must not come back as a second row).
 
 Each table's checks run in one step that reads the table once. A check whose table did not change
 since it passed (same Delta version, same rules) reports that pass again without reading it.
@@ -19,12 +21,25 @@ from . import quality
 _CODE = fingerprint(Path(__file__).read_bytes(), Path(quality.__file__).read_bytes())
 
 
+# Tables downstream of ingestion that hold each record at most once, and the id that says so.
+DOWNSTREAM_IDS = {
+    "redacted_logs": "request_id",
+    "redacted_feedback": "feedback_id",
+    "tagged_rows": "request_id",
+    "review_queue": "request_id",
+}
+
+
 def ids_are_unique(stream: Stream) -> Check:
+    return unique_ids(stream.id_field)
+
+
+def unique_ids(column: str) -> Check:
     def rule(rows):
-        repeated, sample = quality.duplicate_ids(rows[stream.id_field])
+        repeated, sample = quality.duplicate_ids(rows[column])
         return repeated == 0, {"duplicated_ids": repeated, "sample": sample}
 
-    return Check("ids_are_unique", [stream.id_field], rule, fingerprint(_CODE, stream.id_field))
+    return Check("ids_are_unique", [column], rule, fingerprint(_CODE, column))
 
 
 def required_fields_present(stream: Stream) -> Check:
@@ -93,5 +108,18 @@ CHECKS = [
                 "For every ingested file: valid + quarantined + duplicates = lines read.",
             )
         ],
+    ),
+    *(
+        table_checks(
+            table,
+            [
+                (
+                    unique_ids(column),
+                    f"Each {column} appears once: a record is stored once downstream, also when "
+                    "it was sent again after its raw copy expired.",
+                )
+            ],
+        )
+        for table, column in DOWNSTREAM_IDS.items()
     ),
 ]

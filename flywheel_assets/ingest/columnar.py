@@ -22,12 +22,15 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from ..contract.records import (
+    EARLIEST_TS,
     FEEDBACK_KINDS,
+    MAX_WINDOW_HOURS,
     PROVENANCE_FIELDS,
     ROLES,
     TIMESTAMP,
     VERDICTS,
     Stream,
+    latest_ts,
 )
 from ..governance.hashing import hash_column
 from ..governance.tombstones import RecordMatcher
@@ -95,8 +98,11 @@ def row_schema(stream: Stream) -> pa.Schema:
     return pa.schema(list(stream.schema)[: -len(PROVENANCE_FIELDS)])
 
 
-def parse_chunk(stream: Stream, lines: list[bytes]) -> ParsedChunk:
-    """Rows for the lines surely valid, in line order; every other line left for `parse_line`."""
+def parse_chunk(
+    stream: Stream, lines: list[bytes], *, received_at: datetime | None = None
+) -> ParsedChunk:
+    """Rows for the lines surely valid, in line order; every other line left for `parse_line`
+    (`received_at` as `parse_line` takes it)."""
     ok, fallback, keys = screen(stream, lines)
     tables, failed = _read_bisect(stream, lines, np.asarray(ok, dtype=np.int64), keys)
     fallback.extend(failed)
@@ -105,7 +111,7 @@ def parse_chunk(stream: Stream, lines: list[bytes]) -> ParsedChunk:
         return ParsedChunk(schema.empty_table(), np.empty(0, np.int64), sorted(fallback))
     table = pa.concat_tables(t for t, _ in tables)
     index = np.concatenate([i for _, i in tables])
-    rows, good = build_rows(stream, table, keys)
+    rows, good = build_rows(stream, table, keys, received_at=received_at)
     fallback.extend(index[~good].tolist())
     return ParsedChunk(rows.filter(pa.array(good)), index[good], sorted(fallback))
 
@@ -172,12 +178,18 @@ def read_lines(stream: Stream, lines: list[bytes], keys: dict[str, list[str]]) -
 
 
 def build_rows(
-    stream: Stream, table: pa.Table, keys: dict[str, list[str]]
+    stream: Stream,
+    table: pa.Table,
+    keys: dict[str, list[str]],
+    *,
+    received_at: datetime | None = None,
 ) -> tuple[pa.Table, np.ndarray]:
     """The stream's rows from `read_lines`' table and whether each surely passes the contract;
     a row marked False must go to `parse_line`."""
     n = table.num_rows
     good = np.ones(n, dtype=bool)
+    earliest = pa.scalar(EARLIEST_TS, TIMESTAMP)
+    latest = pa.scalar(latest_ts(received_at), TIMESTAMP)
     cols: dict[str, pa.Array] = {}
     for spec in stream.fields:
         col = table[spec.name].combine_chunks()
@@ -193,9 +205,18 @@ def build_rows(
         elif spec.kind == "ts":
             col, parsed = _timestamps(col)
             good &= parsed
+            within = pc.and_(pc.greater_equal(col, earliest), pc.less_equal(col, latest))
+            good &= _np(col.is_null()) | _np(within)
         elif spec.kind == "object":
             col, exact = _object_text(col, keys[spec.name])
             good &= exact
+        if spec.low is not None or spec.high is not None:
+            within = pa.repeat(True, n)
+            if spec.low is not None:
+                within = pc.and_(within, pc.greater_equal(col, spec.low))
+            if spec.high is not None:
+                within = pc.and_(within, pc.less_equal(col, spec.high))
+            good &= _np(col.is_null()) | _np(within)
         cols[spec.name] = col
     good &= _RULES[stream.name](cols)
     cols["extra"] = pa.nulls(n, pa.string())  # lines with unknown fields went to `parse_line`
@@ -452,7 +473,8 @@ def _annotation_rules(cols: dict[str, pa.Array]) -> np.ndarray:
 
 def _drift_rules(cols: dict[str, pa.Array]) -> np.ndarray:
     window = cols["window_hours"]
-    return _np(window.is_null()) | _np(pc.greater(window, 0))
+    bounded = pc.and_(pc.greater(window, 0), pc.less_equal(window, MAX_WINDOW_HOURS))
+    return _np(window.is_null()) | _np(bounded)
 
 
 _RULES: dict[str, Callable[[dict[str, pa.Array]], np.ndarray]] = {

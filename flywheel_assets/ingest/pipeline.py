@@ -5,13 +5,17 @@ plan, then every table receives its rows in one commit tagged with the batch num
 transaction, then the plan is marked done. A crash at any point leaves a plan without its done rows;
 the next run replays exactly that plan, and tables that already hold the batch skip it, so each line
 lands once. Files listed in the ledger as done are never read again.
+
+No line stops a batch: whatever a line makes the parser, the contract or the fast path raise, it
+is quarantined with a reason code, and a file that fails to read is quarantined from the point
+of failure, so one input never blocks the files after it. The id of every stored record goes to
+`ingest_ids` in the same batch, which outlives retention and erasure of the record itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,8 +26,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake.exceptions import CommitFailedError
 
-from ..catalog.raw import LEDGER, LEDGER_SCHEMA, QUARANTINE, QUARANTINE_SCHEMA, STREAM_TABLES
-from ..contract.landing import FileReadError, LandingFile, LandingZone, LineChunk
+from ..catalog.raw import (
+    INGEST_IDS,
+    INGEST_IDS_SCHEMA,
+    LEDGER,
+    LEDGER_SCHEMA,
+    QUARANTINE,
+    QUARANTINE_SCHEMA,
+    STREAM_TABLES,
+)
+from ..contract.landing import (
+    DEFAULT_MAX_LINE_BYTES,
+    FileReadError,
+    LandingFile,
+    LandingZone,
+    LineChunk,
+    RefusedFile,
+)
 from ..contract.records import (
     STREAMS,
     Reason,
@@ -33,7 +52,7 @@ from ..contract.records import (
     salvage_ids,
 )
 from ..gcpause import paused_gc
-from ..lake.spill import Spill
+from ..lake.spill import Spill, spill_directory
 from ..lake.tables import Lake
 from . import columnar
 
@@ -43,12 +62,15 @@ COMMIT_ATTEMPTS = 5
 APP_ROWS = "flywheel.ingest.rows"
 APP_PLAN = "flywheel.ingest.plan"
 APP_DONE = "flywheel.ingest.done"
+# The one commit that fills `ingest_ids` from raw tables written before it existed.
+APP_IDS_SEED = "flywheel.ingest.ids-seed"
 
 
 @dataclass(frozen=True)
 class IngestSettings:
     chunk_lines: int = 50_000  # lines parsed and held in memory at once
     max_batch_bytes: int = 1 << 30  # landing bytes per batch (one commit per table per batch)
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # a longer line is quarantined, never held whole
 
 
 @dataclass
@@ -86,6 +108,7 @@ class IngestReport:
     files: list[FileResult] = field(default_factory=list)
     changed: list[ChangedFile] = field(default_factory=list)
     resumed: list[int] = field(default_factory=list)
+    refused: list[RefusedFile] = field(default_factory=list)  # links and special files, unread
 
     @property
     def committed(self) -> bool:
@@ -132,6 +155,7 @@ def ingest_landing(
     `erased` tells records of erased users, which are counted and never stored.
     """
     report = IngestReport()
+    _seed_ids(lake)
     ledger = _Ledger.load(lake)
     wanted = {s.name for s in streams}
     by_name = {s.name: s for s in streams}
@@ -142,7 +166,7 @@ def ingest_landing(
             report.resumed.append(batch)
             _run_batch(landing, lake, batch, planned, by_name, settings, run_id, erased, report)
 
-    new_files, touched = _classify(landing, ledger, streams)
+    new_files, touched = _classify(landing, ledger, streams, report.refused)
     for f in touched:
         done = ledger.done[f.path]
         current = landing.fingerprint(f.path)
@@ -181,6 +205,7 @@ def ingest_records(
     data = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
     lines = _RecordLines(source, data)
     files = [LandingFile(stream.name, source, len(data), None)]
+    _seed_ids(lake)
     ledger = _Ledger.load(lake)
     if ledger.open_plans():
         raise IngestInProgress("another ingestion has a batch open")
@@ -231,7 +256,9 @@ class _RecordLines:
     def exists(self, path: str) -> bool:
         return path == self.path
 
-    def read_lines(self, path: str, chunk_lines: int, digest) -> Iterator[LineChunk]:
+    def read_lines(
+        self, path: str, chunk_lines: int, digest, max_line_bytes: int = 0
+    ) -> Iterator[LineChunk]:
         digest.update(self.data)
         lines = self.data.split(b"\n")[:-1]
         for start in range(0, len(lines), chunk_lines):
@@ -246,12 +273,19 @@ def new_landing_files(
 
 
 def _classify(
-    landing: LandingZone, ledger: _Ledger, streams: Sequence[Stream]
+    landing: LandingZone,
+    ledger: _Ledger,
+    streams: Sequence[Stream],
+    refused: list[RefusedFile] | None = None,
 ) -> tuple[list[LandingFile], list[LandingFile]]:
-    """Split listed files into never-seen ones and ingested ones whose size or mtime moved."""
+    """Split listed files into never-seen ones and ingested ones whose size or mtime moved;
+    entries the landing zone refuses to read are added to `refused`."""
     new, touched = [], []
     for stream in streams:
-        for f in landing.list_files(stream.name):
+        files, refusals = landing.scan(stream.name)
+        if refused is not None:
+            refused.extend(refusals)
+        for f in files:
             done = ledger.done.get(f.path)
             if done is None:
                 if f.path not in ledger.planned_paths:
@@ -305,8 +339,9 @@ def _run_batch(
 ) -> None:
     ingested_at = datetime.now(UTC)
     results: list[FileResult] = []
-    with tempfile.TemporaryDirectory(prefix="flywheel-quarantine-") as tmp:
+    with spill_directory(lake.root, "ingest") as tmp:
         spill = _QuarantineSpill(Path(tmp) / "quarantine.arrow", batch, ingested_at)
+        ids = Spill(Path(tmp) / "ids.arrow", INGEST_IDS_SCHEMA)
         for name, stream in streams.items():
             stream_files = [f for f in files if f.stream == name]
             if not stream_files:
@@ -327,7 +362,9 @@ def _run_batch(
                 spill,
                 erased,
             )
-            reader = pa.RecordBatchReader.from_batches(stream.schema, rows)
+            reader = pa.RecordBatchReader.from_batches(
+                stream.schema, _record_ids(stream, rows, batch, ids)
+            )
             meta = _commit_meta("ingest", batch, run_id, stream_files)
             if _applied(lake, stream.table, APP_ROWS, batch):
                 for _ in reader:  # recompute the counts; the rows are already in the table
@@ -339,6 +376,12 @@ def _run_batch(
         lake.append(
             QUARANTINE,
             spill.finish(),
+            transaction=(APP_ROWS, batch),
+            metadata=_commit_meta("ingest", batch, run_id, files),
+        )
+        lake.append(
+            INGEST_IDS,
+            ids.reader(),
             transaction=(APP_ROWS, batch),
             metadata=_commit_meta("ingest", batch, run_id, files),
         )
@@ -377,95 +420,227 @@ def _stream_rows(
     spill: _QuarantineSpill,
     erased: Callable[[dict], bool] | None,
 ) -> Iterator[pa.RecordBatch]:
-    """Parse, validate and de-duplicate the stream's files; yield valid rows in bounded batches."""
-    seen: set[str] = set()
-    erased_rows = columnar.erased_rows(erased)
+    """Parse, validate and de-duplicate the stream's files; yield valid rows in bounded batches.
+
+    Nothing a file holds escapes as an exception: a chunk that fails is decided again line by
+    line, a line that still fails is quarantined as `unexpected_error`, and a file that cannot be
+    read on is quarantined from there, so the batch and the files after it go on.
+    """
+    decide = _Decider(stream, known_ids, batch, ingested_at, settings, erased)
     for result in results:
-        if not landing.exists(result.path):
-            result.status = "missing"
-            continue
         digest = hashlib.sha256()
         try:
-            for chunk in landing.read_lines(result.path, settings.chunk_lines, digest):
+            if not landing.exists(result.path):
+                result.status = "missing"
+                continue
+            chunks = landing.read_lines(
+                result.path, settings.chunk_lines, digest, settings.max_line_bytes
+            )
+            for chunk in chunks:
                 result.lines_read += len(chunk.lines)
-                rows = _chunk_rows(stream, chunk, result, batch, ingested_at, spill, erased)
-                if rows.num_rows and erased_rows is not None:
-                    hit = erased_rows(rows)
-                    result.erased += int(hit.sum())
-                    rows = rows.filter(pa.array(~hit))
-                if rows.num_rows:
-                    fresh = columnar.first_seen(rows[stream.id_field], seen)
-                    result.duplicates += int((~fresh).sum())
-                    rows = rows.filter(pa.array(fresh))
-                if rows.num_rows:
-                    yield from _drop_known(stream, rows, known_ids, result)
+                for outcome in decide.chunk(chunk, result.path):
+                    rows = outcome.apply(result, spill, stream.name, result.path)
+                    if rows is not None:
+                        yield rows
         except FileReadError as err:
-            result.lines_read += 1
-            result.quarantined += 1
-            result.reasons[Reason.UNREADABLE_FILE.value] += 1
-            rej = Rejection(Reason.UNREADABLE_FILE, f"file could not be read past here: {err}")
-            spill.add(stream.name, result.path, err.line_number, rej, b"")
+            _quarantine_rest(
+                result, spill, stream, err.line_number, f"file could not be read past here: {err}"
+            )
+        except Exception as err:  # noqa: BLE001 - one file's failure must not stop the batch
+            _quarantine_rest(
+                result,
+                spill,
+                stream,
+                result.lines_read + 1,
+                f"ingestion failed past here: {type(err).__name__}: {err}",
+            )
         result.sha256 = digest.hexdigest()
 
 
-def _chunk_rows(
-    stream: Stream,
-    chunk: LineChunk,
-    result: FileResult,
-    batch: int,
-    ingested_at: datetime,
-    spill: _QuarantineSpill,
-    erased: Callable[[dict], bool] | None,
-) -> pa.Table:
-    """The chunk's rows that pass the contract, in line order, with provenance; its bad lines
-    quarantined (or counted as erased). Most lines are parsed in bulk by `columnar`; the lines it
-    is not sure of go through `parse_line` one by one, which decides them as it always has."""
-    parsed = columnar.parse_chunk(stream, chunk.lines)
-    rows, index = [], []
-    for i in parsed.fallback:
-        raw = chunk.lines[i]
-        try:
-            row = parse_line(stream, raw)
-        except Rejection as rej:
-            if erased is not None and erased(salvage_ids(raw)):
-                result.erased += 1
-                continue
-            spill.add(stream.name, result.path, chunk.first_line + i, rej, raw)
+def _quarantine_rest(
+    result: FileResult, spill: _QuarantineSpill, stream: Stream, line: int, detail: str
+) -> None:
+    """The unread rest of a file, as one quarantined line at `line`."""
+    result.lines_read += 1
+    result.quarantined += 1
+    result.reasons[Reason.UNREADABLE_FILE.value] += 1
+    spill.add(stream.name, result.path, line, Rejection(Reason.UNREADABLE_FILE, detail), b"")
+
+
+@dataclass
+class _Outcome:
+    """What one chunk (or one line of it) came to; nothing is counted until it is applied."""
+
+    rows: pa.RecordBatch | None = None
+    rejected: list[tuple[int, Rejection, bytes]] = field(default_factory=list)
+    erased: int = 0
+    duplicates: int = 0
+
+    def apply(
+        self, result: FileResult, spill: _QuarantineSpill, stream: str, path: str
+    ) -> pa.RecordBatch | None:
+        for line, rej, raw in self.rejected:
+            spill.add(stream, path, line, rej, raw)
             result.quarantined += 1
             result.reasons[rej.code.value] += 1
-            continue
-        rows.append(row)
-        index.append(i)
-    table, lines = columnar.merge_rows(stream, parsed, rows, index)
-    return columnar.with_provenance(
-        stream, table, lines + chunk.first_line, result.path, batch, ingested_at
-    )
+        result.erased += self.erased
+        result.duplicates += self.duplicates
+        if self.rows is None or not self.rows.num_rows:
+            return None
+        result.valid += self.rows.num_rows
+        return self.rows
 
 
-def _drop_known(
-    stream: Stream, rows: pa.Table, known_ids: pa.Array | None, result: FileResult
+class _Decider:
+    """Decides chunks of one stream's lines: rows, quarantine, duplicates or erased."""
+
+    def __init__(
+        self,
+        stream: Stream,
+        known_ids: pa.Array | None,
+        batch: int,
+        ingested_at: datetime,
+        settings: IngestSettings,
+        erased: Callable[[dict], bool] | None,
+    ):
+        self.stream, self.known_ids, self.batch = stream, known_ids, batch
+        self.ingested_at, self.settings, self.erased = ingested_at, settings, erased
+        self.erased_rows = columnar.erased_rows(erased)
+        self.seen: set[str] = set()  # ids stored earlier in this batch
+
+    def chunk(self, chunk: LineChunk, path: str) -> list[_Outcome]:
+        try:
+            return [self._decide(chunk, path)]
+        except Exception:  # noqa: BLE001 - decided again line by line, below
+            pass
+        outcomes = []
+        for i, raw in enumerate(chunk.lines):
+            overlong = {0: chunk.overlong[i]} if i in chunk.overlong else {}
+            line = LineChunk(chunk.first_line + i, [raw], overlong)
+            try:
+                outcomes.append(self._decide(line, path))
+            except Exception as exc:  # noqa: BLE001 - kept, with what went wrong
+                detail = f"ingestion failed on this line: {type(exc).__name__}: {exc}"
+                rej = Rejection(Reason.UNEXPECTED_ERROR, detail[:2000])
+                outcomes.append(_Outcome(rejected=[(line.first_line, rej, raw)]))
+        return outcomes
+
+    def _decide(self, chunk: LineChunk, path: str) -> _Outcome:
+        """The chunk's outcome. Raises on a failure; `self.seen` changes only as the last step."""
+        stream, out = self.stream, _Outcome()
+        lines = chunk.lines
+        if chunk.overlong:  # never parsed: an empty line goes to the per-line path
+            lines = [b"" if i in chunk.overlong else raw for i, raw in enumerate(lines)]
+        parsed = columnar.parse_chunk(stream, lines, received_at=self.ingested_at)
+        rows, index = [], []
+        for i in parsed.fallback:
+            raw = chunk.lines[i]
+            try:
+                if i in chunk.overlong:
+                    raise Rejection(
+                        Reason.LINE_TOO_LONG,
+                        f"line of {chunk.overlong[i]} bytes is over the limit of "
+                        f"{self.settings.max_line_bytes}; its first {len(raw)} bytes are kept",
+                    )
+                row = parse_line(stream, raw, received_at=self.ingested_at)
+            except Rejection as rej:
+                if self.erased is not None and self.erased(salvage_ids(raw)):
+                    out.erased += 1
+                    continue
+                out.rejected.append((chunk.first_line + i, rej, raw))
+                continue
+            rows.append(row)
+            index.append(i)
+        table, order = columnar.merge_rows(stream, parsed, rows, index)
+        table = columnar.with_provenance(
+            stream, table, order + chunk.first_line, path, self.batch, self.ingested_at
+        )
+        if table.num_rows and self.erased_rows is not None:
+            hit = self.erased_rows(table)
+            out.erased += int(hit.sum())
+            table = table.filter(pa.array(~hit))
+        if table.num_rows and self.known_ids is not None and len(self.known_ids):
+            known = _known(table[stream.id_field], self.known_ids)
+            out.duplicates += int(pc.sum(known).as_py() or 0)
+            table = table.filter(pc.invert(known))
+        if table.num_rows:
+            fresh = columnar.first_seen(table[stream.id_field], self.seen)
+            out.duplicates += int((~fresh).sum())
+            table = table.filter(pa.array(fresh))
+        if table.num_rows:
+            out.rows = table.combine_chunks().to_batches()[0]
+        return out
+
+
+def _known(ids: pa.ChunkedArray, known_ids: pa.Array) -> pa.Array:
+    """True for each of `ids` in `known_ids`. The hash table is built over the chunk's ids and
+    every known id probed against it: the other way round rebuilds a table of all known ids for
+    every chunk (measured 4x slower at 1M known ids)."""
+    present = known_ids.filter(pc.is_in(known_ids, value_set=ids.combine_chunks()))
+    return pc.fill_null(pc.is_in(ids, value_set=present), False)
+
+
+def _record_ids(
+    stream: Stream, rows: Iterator[pa.RecordBatch], batch: int, ids: Spill
 ) -> Iterator[pa.RecordBatch]:
-    batch = rows.combine_chunks().to_batches()[0]
-    if known_ids is None or len(known_ids) == 0:
-        result.valid += batch.num_rows
-        yield batch
-        return
-    fresh = pc.invert(pc.is_in(batch[stream.id_field], value_set=known_ids))
-    kept = batch.filter(fresh)
-    result.valid += kept.num_rows
-    result.duplicates += batch.num_rows - kept.num_rows
-    if kept.num_rows:
-        yield kept
+    """`rows` passed through, their ids written to `ids` for `ingest_ids`."""
+    for rows_batch in rows:
+        n = rows_batch.num_rows
+        ids.write(
+            pa.RecordBatch.from_arrays(
+                [
+                    pa.repeat(pa.scalar(stream.name, pa.string()), n),
+                    rows_batch[stream.id_field],
+                    pa.repeat(pa.scalar(batch, pa.int64()), n),
+                ],
+                schema=INGEST_IDS_SCHEMA,
+            )
+        )
+        yield rows_batch
 
 
 def _ids_before(lake: Lake, stream: Stream, batch: int) -> pa.Array | None:
-    """Ids stored by earlier batches; rows of this batch (a replay) must not count as duplicates."""
+    """Ids stored by earlier batches, from `ingest_ids` (which keeps the ids of records that
+    retention or erasure removed since); rows of this batch (a replay) are not counted."""
     ids = lake.read(
-        stream.table, columns=[stream.id_field], filter=pc.field("_ingest_batch") < batch
+        INGEST_IDS.name,
+        columns=["id"],
+        filter=(pc.field("_ingest_batch") < batch) & (pc.field("stream") == stream.name),
     )
     if ids is None:
         return None
-    return pc.unique(ids[stream.id_field].combine_chunks())
+    return pc.unique(ids["id"].combine_chunks())
+
+
+def _seed_ids(lake: Lake) -> None:
+    """Create `ingest_ids`, filled once with the ids raw tables already hold (a lake written
+    before `ingest_ids` existed); afterwards every batch adds its own."""
+    if lake.open(INGEST_IDS.name) is not None:
+        return
+    parts = []
+    for stream in STREAMS:
+        rows = lake.read(stream.table, columns=[stream.id_field, "_ingest_batch"])
+        if rows is None or not rows.num_rows:
+            continue
+        parts.append(
+            pa.table(
+                {
+                    "stream": pa.repeat(pa.scalar(stream.name, pa.string()), rows.num_rows),
+                    "id": rows[stream.id_field],
+                    "_ingest_batch": rows["_ingest_batch"],
+                },
+                schema=INGEST_IDS_SCHEMA,
+            )
+        )
+    if not parts:
+        lake.ensure(INGEST_IDS)
+        return
+    lake.append(
+        INGEST_IDS,
+        pa.concat_tables(parts),
+        transaction=(APP_IDS_SEED, 1),
+        metadata={"flywheel.operation": "ingest-ids-seed"},
+    )
 
 
 def _applied(lake: Lake, table: str, app_id: str, batch: int) -> bool:
@@ -492,7 +667,8 @@ class _QuarantineSpill:
                 "source_file": path,
                 "line_number": line,
                 "reason_code": rej.code.value,
-                "reason": rej.detail,
+                # An exception's message may quote a lone surrogate; the column holds UTF-8.
+                "reason": rej.detail.encode("utf-8", "backslashreplace").decode("utf-8"),
                 "raw_line": raw.decode("utf-8", errors="replace"),
                 "raw_bytes": raw,
                 "_ingest_batch": self.batch,

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake.exceptions import DeltaError
 
-from .tables import MAINTENANCE_OPERATIONS, Lake
+from .tables import MAINTENANCE_OPERATIONS, REWRITE_KEY, Lake
 
 
 def appended_since(
@@ -24,7 +24,7 @@ def appended_since(
     if current is None:
         return None if version >= 0 else pa.table({})
     if version < 0:
-        return current.to_pyarrow_dataset().to_table(columns=columns)
+        return lake.read(table, columns=columns)
     if current.version() < version:
         return None
     for commit in current.history(limit=max(1, current.version() - version)):
@@ -34,6 +34,7 @@ def appended_since(
         append = operation == "WRITE" and commit.get("operationParameters", {}).get("mode") == (
             "Append"
         )
+        append = append and REWRITE_KEY not in commit  # a delete of rows, see Lake.delete
         if not append and operation not in MAINTENANCE_OPERATIONS:
             return None
     try:

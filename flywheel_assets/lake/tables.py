@@ -8,23 +8,50 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Mapping
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.transaction import AddAction, RemoveAction
 
-from .spill import Spill
+from .permissions import make_private
 
 # Every table keeps its history for the rollback window.
 DEFAULT_RETENTION_DAYS = 30
 # Commits that leave every row as it was.
 MAINTENANCE_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES"})
+# Set on the commits of `Lake.delete`: Delta records them as a write, but they remove rows, so no
+# reader may take their files for appended rows.
+REWRITE_KEY = "flywheel.rewrite"
+# What such a commit added and removed (Delta records file counts only for a hand-made commit).
+ROWS_ADDED_KEY = "flywheel.rows_added"
+ROWS_REMOVED_KEY = "flywheel.rows_removed"
+# Commit metadata naming the erasure that made a commit (never the user).
+ERASURE_KEY = "flywheel.erasure_id"
+# How often `Lake.delete` reads the files again when a concurrent commit overtook it.
+DELETE_ATTEMPTS = 5
+
+
+class VersionUnreadable(ValueError):
+    """A version whose log is still there but whose data files were removed; the message says
+    which commit (an erasure, a retention run or a vacuum) removed them, when the log tells."""
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    rows_deleted: int
+    version_before: int
+    version_after: int
 
 
 @dataclass(frozen=True)
@@ -71,6 +98,7 @@ class Lake:
 
     def __post_init__(self):
         refuse_unsafe_rename(self.storage_options or {})
+        make_private(self.root, create=False)
         if self.root.startswith(("s3://", "s3a://")):
             _finalize_s3_at_exit()
 
@@ -103,6 +131,7 @@ class Lake:
         existing = self.open(spec.name)
         if existing is not None:
             return existing
+        make_private(self.root)
         return DeltaTable.create(
             self.uri(spec.name),
             spec.schema,
@@ -166,21 +195,15 @@ class Lake:
         key: str,
         metadata: Mapping[str, object] | None = None,
     ) -> None:
-        """Replace the rows whose `key` is in `data` and add the others, in one commit.
-
-        The table is rewritten rather than merged (Delta's merge writes strings as string_view,
-        which every filtered read afterwards pays for, see `read`), streaming through a local
-        spill file so memory does not grow with the table.
-        """
+        """Replace the rows whose `key` is in `data` and add the others, in one commit that
+        rewrites only the files holding a replaced row (see `replace`)."""
+        self.ensure(spec)
         keys = data[key].combine_chunks()
-        with tempfile.TemporaryDirectory(prefix="flywheel-upsert-") as tmp:
-            spill = Spill(Path(tmp) / "rows.arrow", data.schema)
-            current = self.open(spec.name)
-            for batch in current.to_pyarrow_dataset().to_batches() if current else []:
-                replaced = pc.fill_null(pc.is_in(batch[key], value_set=keys), False)
-                spill.write(batch.filter(pc.invert(replaced)))
-            spill.write(data)
-            self.overwrite(spec, spill.reader(), metadata=metadata)
+        result = self.replace(
+            spec.name, lambda rows: pc.is_in(rows[key], value_set=keys), data, metadata=metadata
+        )
+        if result.version_after == result.version_before:  # nothing to write: record the commit
+            self.append(spec, spec.schema.empty_table(), metadata=metadata)
 
     def last_commit_metadata(self, table: str) -> dict[str, str]:
         """The custom metadata of the table's latest data commit (empty if none).
@@ -214,19 +237,10 @@ class Lake:
         columns: list[str] | None = None,
         rows: int = 100_000,
     ) -> Iterator[pa.Table]:
-        """The table's rows in pieces of about `rows`, so a caller holds one piece at a time.
-
-        Filter only on non-string columns: see `read` for why a string filter can fail.
-        """
-        dt = self.open(table)
-        if dt is None:
-            return
+        """The table's rows in pieces of about `rows`, so a caller holds one piece at a time."""
         pending: list[pa.RecordBatch] = []
         size = 0
-        batches = dt.to_pyarrow_dataset().to_batches(
-            columns=columns, filter=filter, batch_size=rows
-        )
-        for batch in batches:
+        for batch in self.batches(table, columns=columns, filter=filter, rows=rows):
             pending.append(batch)
             size += batch.num_rows
             if size >= rows:
@@ -247,21 +261,205 @@ class Lake:
         filter: pc.Expression | None = None,
         version: int | None = None,
     ) -> pa.Table | None:
+        """The table's rows (or those of `version`) in the table's own types, or None when
+        there is no table. Every read of the lake goes through here or `batches`."""
         dt = self.open(table, version=version)
         if dt is None:
             return None
         dataset = dt.to_pyarrow_dataset()
+        schema = (
+            dataset.schema if columns is None else pa.schema(map(dataset.schema.field, columns))
+        )
+        parts = list(self._batches(dt, dataset, columns, filter, None))
+        return pa.Table.from_batches(parts, schema=schema)
+
+    def batches(
+        self,
+        table: str,
+        *,
+        columns: list[str] | None = None,
+        filter: pc.Expression | None = None,
+        version: int | None = None,
+        rows: int | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        """The table's rows batch by batch (about `rows` each), in the table's own types."""
+        dt = self.open(table, version=version)
+        if dt is not None:
+            yield from self._batches(dt, dt.to_pyarrow_dataset(), columns, filter, rows)
+
+    def _batches(
+        self,
+        dt: DeltaTable,
+        dataset: ds.Dataset,
+        columns: list[str] | None,
+        filter: pc.Expression | None,
+        rows: int | None,
+    ) -> Iterator[pa.RecordBatch]:
+        size = {"batch_size": rows} if rows else {}
         try:
-            return dataset.to_table(columns=columns, filter=filter)
-        except pa.ArrowNotImplementedError:
-            if filter is None:
-                raise
-        # Files rewritten by a delete store strings as string_view, and Arrow cannot push a
-        # filter on a string column down into them. Filter batch by batch instead, after Arrow
-        # has read them as the table's own types.
-        parts = [batch.filter(filter) for batch in dataset.to_batches()]
-        out = pa.Table.from_batches(parts, schema=dataset.schema)
-        return out.select(columns) if columns is not None else out
+            for fragment in dataset.get_fragments():
+                if filter is None or not _has_view_types(fragment.physical_schema):
+                    yield from fragment.to_batches(
+                        schema=dataset.schema, columns=columns, filter=filter, **size
+                    )
+                    continue
+                # Files Delta's delete or merge rewrote store strings as string_view, which
+                # Arrow cannot compare with a string filter: read them in the table's types
+                # first, then filter.
+                for batch in fragment.to_batches(schema=dataset.schema, **size):
+                    kept = pa.Table.from_batches([batch]).filter(filter)
+                    kept = kept.select(columns) if columns is not None else kept
+                    yield from kept.to_batches()
+        except FileNotFoundError:
+            name = Path(dt.table_uri.rstrip("/")).name
+            raise VersionUnreadable(self.why_unreadable(name, dt.version())) from None
+
+    def why_unreadable(self, table: str, version: int) -> str:
+        """Why `version` of `table` can no longer be read: the first later commit that deleted
+        rows for privacy (naming the erasure) or, failing that, a vacuum."""
+        latest = self.open(table)
+        later = sorted(
+            (c for c in (latest.history() if latest else []) if c["version"] > version),
+            key=lambda c: c["version"],
+        )
+        removers = [c for c in later if c.get("flywheel.operation") in ("erase", "expire")]
+        if removers:
+            commit = removers[0]
+            when = _commit_time(commit)
+            if commit.get("flywheel.operation") == "erase":
+                erasure = commit.get(ERASURE_KEY)
+                what = f"erasure {erasure}" if erasure else "an erasure"
+            else:
+                what = "raw-data retention"
+            cause = f"{what} (version {commit['version']}, {when}) deleted rows it held"
+        else:
+            cause = "a vacuum or log cleanup removed files it needs"
+        current = latest.version() if latest else -1
+        return (
+            f"version {version} of {table} is no longer readable: {cause}, and its files were "
+            f"vacuumed; the latest version is {current}"
+        )
+
+    def delete(
+        self,
+        table: str,
+        match: Callable[[pa.Table], pa.Array],
+        *,
+        metadata: Mapping[str, object] | None = None,
+        purge: bool = False,
+    ) -> DeleteResult:
+        """Delete the rows for which `match` (a boolean mask over a file's rows) is true, in one
+        commit that rewrites only the files holding them; with `purge`, vacuum at once so no
+        earlier version can load the deleted rows. See `replace`."""
+        result = self.replace(table, match, None, metadata=metadata)
+        if purge and result.rows_deleted:
+            self.vacuum_now(table)
+        return result
+
+    def replace(
+        self,
+        table: str,
+        match: Callable[[pa.Table], pa.Array],
+        rows: pa.Table | None,
+        *,
+        metadata: Mapping[str, object] | None = None,
+    ) -> DeleteResult:
+        """Remove the rows for which `match` is true and add `rows`, in one commit that rewrites
+        only the files holding a removed row (what a Delta merge does, without its costs).
+
+        Every file written keeps the table's own types (Delta's delete and merge write
+        string_view, which pandas cannot read), and the log records no predicate: nothing of
+        the removed values is copied into it. Only row counts are kept as file statistics.
+        A commit overtaken by a concurrent one is redone on the new version.
+        """
+        for _ in range(DELETE_ATTEMPTS):
+            dt = self.open(table)
+            if dt is None:
+                return DeleteResult(0, -1, -1)
+            try:
+                return self._replace_once(dt, match, rows, metadata)
+            except CommitFailedError:
+                continue  # another commit landed since the files were read: read them again
+        raise CommitFailedError(
+            f"{table}: gave up after {DELETE_ATTEMPTS} attempts, each overtaken by a "
+            "concurrent commit; nothing was changed"
+        )
+
+    def _replace_once(
+        self,
+        dt: DeltaTable,
+        match: Callable[[pa.Table], pa.Array],
+        rows: pa.Table | None,
+        metadata: Mapping[str, object] | None,
+    ) -> DeleteResult:
+        before = dt.version()
+        dataset = dt.to_pyarrow_dataset()
+        schema = dataset.schema
+        fs, now = dataset.filesystem, int(time.time() * 1000)
+        actions: list[AddAction | RemoveAction] = []
+        written: list[str] = []
+
+        def add(data: pa.Table) -> None:
+            name = f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+            written.append(name)
+            pq.write_table(data, name, filesystem=fs, compression="zstd")
+            stats = json.dumps({"numRecords": data.num_rows})
+            actions.append(AddAction(name, fs.get_file_info(name).size, {}, now, True, stats))
+
+        deleted = 0
+        try:
+            for fragment in dataset.get_fragments():
+                data = fragment.to_table(schema=schema)
+                hits = pc.fill_null(match(data), False)
+                count = int(pc.sum(hits).as_py() or 0)
+                if not count:
+                    continue
+                deleted += count
+                size = fs.get_file_info(fragment.path).size
+                actions.append(RemoveAction(fragment.path, True, now, size, {}))
+                kept = data.filter(pc.invert(hits))
+                if kept.num_rows:
+                    add(kept)
+            if rows is not None and rows.num_rows:
+                add(rows.select(schema.names).cast(schema))
+            if not actions:
+                return DeleteResult(0, before, before)
+            counts = {
+                REWRITE_KEY: "replace" if rows is not None else "delete",
+                ROWS_ADDED_KEY: str(rows.num_rows if rows is not None else 0),
+                ROWS_REMOVED_KEY: str(deleted),
+            }
+            properties = self.commit_properties({**(metadata or {}), **counts})
+            # No retries: Delta does not check a hand-made commit's removed files against
+            # concurrent commits, so it may only land on the version its files were read at.
+            properties.max_commit_retries = 0
+            dt.create_write_transaction(actions, "append", schema, commit_properties=properties)
+        except BaseException:
+            for name in written:  # never committed: leave no stray copy of the rows behind
+                fs.delete_file(name)
+            raise
+        dt.update_incremental()
+        return DeleteResult(deleted, before, dt.version())
+
+    def vacuum_now(self, table: str) -> None:
+        """Remove every file the current version does not use, with no grace period: versions
+        that needed them can no longer be loaded."""
+        dt = self.open(table)
+        if dt is not None:
+            dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+
+
+def _has_view_types(schema: pa.Schema) -> bool:
+    def view(t: pa.DataType) -> bool:
+        if pa.types.is_string_view(t) or pa.types.is_binary_view(t):
+            return True
+        return any(view(t.field(i).type) for i in range(t.num_fields))
+
+    return any(view(f.type) for f in schema)
+
+
+def _commit_time(commit: Mapping) -> str:
+    return datetime.fromtimestamp(commit["timestamp"] / 1000, UTC).isoformat(timespec="seconds")
 
 
 def refuse_unsafe_rename(options: Mapping[str, str]) -> None:

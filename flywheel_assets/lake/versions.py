@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from .tables import Lake
+from .tables import REWRITE_KEY, ROWS_ADDED_KEY, ROWS_REMOVED_KEY, Lake
 
 RUN_ID_KEY = "dagster.run_id"
 
@@ -121,9 +121,8 @@ def check_restorable(lake: Lake, table: str, version: int) -> None:
     if not is_restorable(lake, table, version):
         oldest = oldest_restorable(lake, table)
         raise VersionUnavailable(
-            f"version {version} of {table} can no longer be restored: its data files or log "
-            "entries were removed (retention, erasure or vacuum outside the rollback window); "
-            f"the oldest restorable version is {oldest}"
+            f"{lake.why_unreadable(table, version)}; it cannot be restored, the oldest "
+            f"restorable version is {oldest}"
         )
 
 
@@ -159,6 +158,8 @@ def _added_removed(commit: Mapping, before: int, after: int) -> tuple[int, int]:
     metrics = commit.get("operationMetrics") or {}
     operation = commit.get("operation", "")
     mode = (commit.get("operationParameters") or {}).get("mode", "")
+    if REWRITE_KEY in commit:  # the lake's own delete or replace, see Lake.replace
+        return int(commit.get(ROWS_ADDED_KEY, 0)), int(commit.get(ROWS_REMOVED_KEY, 0))
     if operation == "WRITE" and mode == "Overwrite":
         return after, before
     if operation == "DELETE":

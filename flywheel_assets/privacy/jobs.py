@@ -1,4 +1,4 @@
-"""Privacy jobs: expire raw data on a schedule, and erase one user on request."""
+"""Privacy jobs: expire raw data on a schedule and erase one user on request."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -7,8 +7,9 @@ from pydantic import Field
 
 from .. import catalog
 from ..catalog.governance import TOMBSTONES
+from ..catalog.raw import INGEST_IDS
 from ..resources import LakeResource, LandingResource
-from .erasure import ErasureReport, erase_user
+from .erasure import ErasureReport, erase_user_hash
 from .resources import PrivacyResource
 from .retention import LandingAction, RetentionReport, expire_raw
 
@@ -16,8 +17,8 @@ from .retention import LandingAction, RetentionReport, expire_raw
 class RetentionConfig(dg.Config):
     raw_days: int = Field(
         default=30,
-        description="Raw rows (unredacted text) older than this many days, by event time, are "
-        "deleted and vacuumed away.",
+        description="Raw rows (unredacted text) older than this many days, by event time or by "
+        "ingestion time (whichever is older), are deleted and vacuumed away.",
     )
     landing_files: LandingAction = Field(
         default=LandingAction.DELETE,
@@ -67,8 +68,14 @@ def retention_job():
 
 
 class EraseConfig(dg.Config):
-    user_id: str = Field(description="The raw user id to erase, exactly as the app logged it.")
-    reason: str = Field(default="", description="Why (for example a ticket number).")
+    user_hash: str = Field(
+        description="The keyed hash of the user id to erase (`flywheel forget USER_ID` computes "
+        "it): run config is kept in Dagster's run storage, where erasure cannot reach, so the "
+        "raw id is never passed."
+    )
+    reason: str = Field(
+        default="", description="Why (for example a ticket number); never the user's name."
+    )
 
 
 @dg.op(description="Erase one user from every table and every readable version.")
@@ -79,9 +86,12 @@ def erase_user_rows(
     privacy: PrivacyResource,
 ) -> ErasureReport:
     the_lake = lake.lake()
-    tables = [t.name for t in catalog.TABLES if t.name != TOMBSTONES.name]
+    # The id ledger holds no user field and must keep every id (a record sent again stays out).
+    tables = [t.name for t in catalog.TABLES if t.name not in (TOMBSTONES.name, INGEST_IDS.name)]
     try:
-        report = erase_user(the_lake, config.user_id, privacy.key(), tables, reason=config.reason)
+        report = erase_user_hash(
+            the_lake, config.user_hash, privacy.key(), tables, reason=config.reason
+        )
     except ValueError as exc:
         raise dg.Failure(str(exc)) from None
     for table, info in report.tables.items():
@@ -104,9 +114,13 @@ def erase_user_rows(
         )
     )
     context.log.info(
-        f"erased user {report.user_hash[:12]}…: {report.rows_deleted} rows in "
-        f"{len(report.tables)} tables, {len(report.request_ids)} requests"
+        f"erasure {report.erasure_id}: {report.rows_deleted} rows in {len(report.tables)} "
+        f"tables, {len(report.request_ids)} requests"
     )
+    if report.models:
+        context.log.warning(
+            f"models trained on the erased rows (retire them): {', '.join(report.models)}"
+        )
     return report
 
 

@@ -5,24 +5,33 @@ Each hit becomes a typed placeholder such as ``[EMAIL]``; per-row counts by kind
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from functools import cached_property
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flywheel_assets.privacy import contextual as ctx
+from flywheel_assets.privacy import gazetteer, validators
 from flywheel_assets.privacy.validators import VALIDATORS
 
 __all__ = [
     "DEFAULT_PATTERNS",
+    "DETECTOR_VERSION",
     "VALIDATORS",
     "Detector",
     "PatternSpec",
     "RedactionResult",
 ]
 
+# Bumped by hand when detection changes in a way the rules' data does not show (a helper of a
+# validator, the matching engine); `Detector.version` adds a fingerprint of everything else.
+DETECTOR_VERSION = "2"
 # Unicode noncharacter reserved for internal use: tags each RE2 replacement so the number of
 # replacements per row can be counted (Arrow's count_substring_regex re-anchors ^ and \b at every
 # match, so it over-counts anchored patterns).
@@ -138,10 +147,26 @@ DEFAULT_PATTERNS: tuple[PatternSpec, ...] = (
         r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
         "[EMAIL]",
     ),
-    # Checksummed numbers before phones, so a card or IBAN is never half-redacted as a phone.
+    # Ids and dates named by their context go before the generic number formats, so a passport
+    # number or a birth date is counted as what its context says it is.
+    PatternSpec("passport", ctx.PASSPORT, "[PASSPORT]"),
+    PatternSpec("driver_license", ctx.DRIVER_LICENSE, "[DRIVER_LICENSE]"),
+    PatternSpec("national_insurance", ctx.NATIONAL_INSURANCE, "[NATIONAL_INSURANCE]", "nino"),
+    PatternSpec("dob", ctx.DOB, "[DOB]"),
+    # A street line goes whole (number, street, unit, city, state, postcode) before anything could
+    # take a piece of it.
+    PatternSpec("address", ctx.ADDRESS_US_UK, "[ADDRESS]"),
+    PatternSpec("address", ctx.ADDRESS_PO_BOX, "[ADDRESS]"),
+    PatternSpec("address", ctx.ADDRESS_EU, "[ADDRESS]"),
+    PatternSpec("address", ctx.ADDRESS_STREET_FIRST, "[ADDRESS]"),
+    PatternSpec("address", ctx.ADDRESS_ROMANCE, "[ADDRESS]"),
+    PatternSpec("person", ctx.PERSON_CONTEXT, "[PERSON]", "person"),
+    PatternSpec("person", ctx.PERSON_TITLE, "[PERSON]", "person"),
+    # Checksummed numbers before phones, so a card or IBAN is never half-redacted as a phone. An
+    # IBAN may be typed in lower case; the validator is stricter then.
     PatternSpec(
         "iban",
-        r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
+        r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
         "[IBAN]",
         "iban",
     ),
@@ -165,6 +190,7 @@ DEFAULT_PATTERNS: tuple[PatternSpec, ...] = (
         "[IP]",
         "ipv6",
     ),
+    PatternSpec("ip", ctx.IPV6_ONE_GROUP, "[IP]", "ipv6"),
     PatternSpec(
         "mac",
         r"(?i)\b[0-9a-f]{2}(?::[0-9a-f]{2}){5}\b|\b[0-9a-f]{2}(?:-[0-9a-f]{2}){5}\b",
@@ -184,6 +210,7 @@ DEFAULT_PATTERNS: tuple[PatternSpec, ...] = (
         "[PHONE]",
         "phone",
     ),
+    PatternSpec("phone", ctx.PHONE_IN_CONTEXT, "[PHONE]"),
 )
 
 
@@ -340,7 +367,7 @@ class _Rule:
         self.re2 = spec.regex
         self.union_part = _scoped(_strip_named_groups(spec.regex))
         self.has_value = "value" in self.py.groupindex
-        self.validator: Callable[[str], bool] | None = (
+        self.validator: Callable[[str], bool | tuple[int, int]] | None = (
             VALIDATORS[spec.validator] if spec.validator else None
         )
         # Where possible the replacement happens entirely in RE2; otherwise in Python on the rows
@@ -363,32 +390,39 @@ class _Rule:
                 start, end = m.span("value")
             else:
                 start, end = m.span()
-            if validator is not None and not validator(m.string[start:end]):
-                return m.group(0)
+            if validator is not None:
+                verdict = validator(m.string[start:end])
+                if not verdict:
+                    return m.group(0)
+                if isinstance(verdict, tuple):  # only part of the value is PII
+                    start, end = start + verdict[0], start + verdict[1]
             hits += 1
             return m.string[m.start() : start] + placeholder + m.string[end : m.end()]
 
         return self.py.sub(replace, text), hits
 
     def apply(self, rows: pa.Array) -> tuple[pa.Array, dict[str, pa.Array]]:
-        """Redact this rule in ``rows`` (no nulls); return the new rows and per-row hit counts."""
+        """Redact this rule in ``rows``; return the new rows and per-row hit counts."""
+        if self.rewrite is not None and not pc.any(pc.match_substring(rows, _MARK)).as_py():
+            # One RE2 pass replaces and marks each hit; a separate match pass first would cost a
+            # second regex compile, which dominates on the few rows the unions let through.
+            regex, rewrite = self.rewrite
+            marked = pc.replace_substring_regex(rows, regex, rewrite)
+            counts = pc.fill_null(pc.cast(pc.count_substring(marked, _MARK), pa.int64()), 0)
+            if not pc.max(counts).as_py():
+                return rows, {}
+            return pc.replace_substring(marked, _MARK, ""), {self.kind: counts}
         hit = pc.fill_null(pc.match_substring_regex(rows, self.re2), False)
         if not pc.any(hit).as_py():
             return rows, {}
         subset = rows.filter(hit)
-        if self.rewrite is not None and not pc.any(pc.match_substring(subset, _MARK)).as_py():
-            regex, rewrite = self.rewrite
-            replaced = pc.replace_substring_regex(subset, regex, rewrite)
-            counts = pc.cast(pc.count_substring(replaced, _MARK), pa.int64())
-            replaced = pc.replace_substring(replaced, _MARK, "")
-        else:
-            out, cnt = [], []
-            for text in subset.to_pylist():
-                new, k = self.python_sub(text)
-                out.append(new)
-                cnt.append(k)
-            replaced = pa.array(out, rows.type)
-            counts = pa.array(cnt, pa.int64())
+        out, cnt = [], []
+        for text in subset.to_pylist():
+            new, k = self.python_sub(text)
+            out.append(new)
+            cnt.append(k)
+        replaced = pa.array(out, rows.type)
+        counts = pa.array(cnt, pa.int64())
         return (
             pc.replace_with_mask(rows, hit, replaced),
             {self.kind: pc.replace_with_mask(_zeros(len(rows)), hit, counts)},
@@ -455,7 +489,8 @@ class Detector:
     """Detects and redacts PII and secrets in Arrow string arrays.
 
     ``extra_patterns`` (PatternSpec objects or dicts with the same fields) run before the
-    defaults, so a house-specific format wins over a generic one that overlaps it.
+    defaults, so a house-specific format wins over a generic one that overlaps it. ``kinds``
+    limits the built-in rules to those kinds (all of them by default); ``version`` names the rules.
 
     One RE2 pass with the union of all patterns picks the candidate rows; rows without one (the vast
     majority of production text) are not touched again. On the candidate rows, unions of a few
@@ -468,13 +503,18 @@ class Detector:
     ``password=[SECRET]`` keeps the key name.
     """
 
-    def __init__(self, extra_patterns: Sequence[PatternSpec | Mapping[str, object]] = ()) -> None:
+    def __init__(
+        self,
+        extra_patterns: Sequence[PatternSpec | Mapping[str, object]] = (),
+        *,
+        kinds: Iterable[str] | None = None,
+    ) -> None:
         if isinstance(extra_patterns, (str, bytes, Mapping)):
             raise TypeError("extra_patterns must be a sequence of PatternSpec or dicts")
         specs = [
             p if isinstance(p, PatternSpec) else PatternSpec.from_dict(p) for p in extra_patterns
         ]
-        self._rules = [_Rule(s) for s in (*specs, *DEFAULT_PATTERNS)]
+        self._rules = [_Rule(s) for s in (*specs, *_builtin(kinds))]
         self._kinds = list(dict.fromkeys(r.kind for r in self._rules))
         self._placeholders = {r.kind: r.spec.placeholder for r in reversed(self._rules)}
         # Two levels of RE2 unions over the rules, applied in order: the root picks candidate rows
@@ -492,6 +532,28 @@ class Detector:
         flagged = [s for s, hit in zip(samples * 2, hits, strict=True) if hit]
         if flagged:
             raise ValueError(f"placeholder(s) {sorted(set(flagged))} would be detected as PII")
+
+    @cached_property
+    def version(self) -> str:
+        """A stable name for what this detector finds: DETECTOR_VERSION and a fingerprint of its
+        rules (kind, regex, placeholder, validator, in order), the source of the validators it
+        uses and, when it checks person names, the gazetteer's size and word lists. Two detectors
+        with one version redact every text alike; a new rule or kind gives a new version."""
+        used = sorted({r.spec.validator for r in self._rules if r.spec.validator})
+        parts: dict[str, object] = {
+            "rules": [[r.kind, r.re2, r.spec.placeholder, r.spec.validator] for r in self._rules],
+            "validators": {name: inspect.getsource(VALIDATORS[name]) for name in used},
+        }
+        if used:
+            parts["validators_module"] = inspect.getsource(validators)
+        if "person" in used:
+            words = (gazetteer.first_names(), gazetteer.surnames())
+            parts["gazetteer"] = [len(w) for w in words] + [inspect.getsource(gazetteer)]
+            parts["gazetteer_words"] = hashlib.sha256(
+                "\n".join(sorted(words[0]) + ["--"] + sorted(words[1])).encode()
+            ).hexdigest()
+        digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+        return f"{DETECTOR_VERSION}.{digest[:12]}"
 
     @property
     def kinds(self) -> list[str]:
@@ -525,6 +587,19 @@ class Detector:
         for col in result.counts.columns:
             total = pc.add(total, col)
         return pc.if_else(pc.is_null(arr), pa.scalar(None, pa.bool_()), pc.greater(total, 0))
+
+
+def _builtin(kinds: Iterable[str] | None) -> tuple[PatternSpec, ...]:
+    """The built-in rules; only those of `kinds` when given (to reproduce an older detector)."""
+    if kinds is None:
+        return DEFAULT_PATTERNS
+    if isinstance(kinds, str):
+        raise TypeError("kinds must be a collection of kind names, not one string")
+    wanted, known = set(kinds), dict.fromkeys(p.name for p in DEFAULT_PATTERNS)
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise ValueError(f"unknown PII kind(s) {unknown}; built-in kinds: {list(known)}")
+    return tuple(p for p in DEFAULT_PATTERNS if p.name in wanted)
 
 
 PATTERNS_ENV = "FLYWHEEL_PII_PATTERNS"

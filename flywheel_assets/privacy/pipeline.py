@@ -7,13 +7,11 @@ so a re-run after a crash neither skips nor repeats rows.
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,10 +23,11 @@ from ..gcpause import paused_gc
 from ..governance.exclusions import Exclusions
 from ..governance.hashing import hash_column
 from ..governance.tombstones import Tombstones
-from ..lake.spill import Spill
+from ..lake.spill import Spill, spill_directory
 from ..lake.tables import Lake, TableSpec
+from .erasure import commit_without_erased
 from .pii import Detector
-from .redact import redact_table
+from .redact import pseudonymize, redact_table
 from .sampling import (
     DROPPED,
     KEEP_REASONS,
@@ -40,14 +39,12 @@ from .sampling import (
 )
 
 APP_ID = "flywheel.privacy"
+# Commit metadata of every redaction: the detector's version, and the earlier ingest batches whose
+# late-kept rows the commit added (its own batches are `ingest_batches`).
+DETECTOR_VERSION_KEY = "flywheel.detector_version"
+LATE_BATCHES_KEY = "flywheel.late_batches"
 # New rows are redacted this many at a time.
 PIECE_ROWS = 100_000
-# Free text that passes through the detector, per redacted table.
-TEXT_COLUMNS = {
-    REDACTED_LOGS.name: (["prompt", "response", "metadata", "extra"], ["messages"]),
-    REDACTED_FEEDBACK.name: (["correction", "comment", "extra"], []),
-    REDACTED_ANNOTATIONS.name: (["correction", "extra"], []),
-}
 
 
 @dataclass
@@ -60,6 +57,7 @@ class RedactionReport:
     pii_found: dict[str, int] = field(default_factory=dict)
     kept: dict[str, int] = field(default_factory=dict)  # redacted_logs only: rows per keep reason
     late_kept: int = 0  # interactions of earlier batches kept because a signal arrived later
+    late_batches: set[int] = field(default_factory=set)  # the ingest batches those came from
     erased_skipped: int = 0
     rolled_back_skipped: int = 0  # rows a rollback excluded, left out until re-admitted
 
@@ -145,7 +143,8 @@ def redact_logs(
     pieces = ((rows, False) for rows in lake.scan(INTERACTIONS.table, filter=new, rows=PIECE_ROWS))
     if late is not None and late.num_rows:
         kept_already = _column(lake, spec.name, "request_id")
-        late = late.filter(pc.invert(pc.is_in(late["request_id"], value_set=kept_already)))
+        stored_ids, _ = pseudonymize(late["request_id"], detector, key)  # as redacted_logs has them
+        late = late.filter(pc.invert(pc.is_in(stored_ids, value_set=kept_already)))
         pieces = chain(pieces, [(late, True)])
 
     # New interactions are kept, hashed and redacted a piece at a time, so memory follows the
@@ -169,17 +168,18 @@ def redact_logs(
             kept = kept.filter(pc.not_equal(reasons, "unsampled"))
             if is_late:
                 report.late_kept += kept.num_rows
+                report.late_batches.update(pc.unique(kept["_ingest_batch"]).to_pylist())
             kept = kept.append_column("user_hash", hash_column(kept["user_id"], key, "user"))
             kept = kept.append_column(
                 "session_hash", hash_column(kept["session_id"], key, "session")
             )
             kept, erased = _drop_erased(tombstones, kept)
-            kept, excluded = exclusions.drop(kept, "request_id")
+            kept, excluded = drop_excluded(exclusions, kept, "request_id", detector, key)
             report.erased_skipped += erased
             report.rolled_back_skipped += excluded
             yield kept
 
-    _write(lake, spec, kept_pieces(), detector, report)
+    _write(lake, spec, kept_pieces(), detector, key, report)
     report.kept = {reason: kept_for[reason] for reason in (*KEEP_REASONS, DROPPED)}
     return report
 
@@ -208,12 +208,12 @@ def _redact_simple(
             if hash_user:
                 rows = rows.append_column("user_hash", hash_column(rows["user_id"], key, "user"))
             rows, erased = _drop_erased(tombstones, rows)
-            rows, excluded = exclusions.drop(rows, id_column)
+            rows, excluded = drop_excluded(exclusions, rows, id_column, detector, key)
             report.erased_skipped += erased
             report.rolled_back_skipped += excluded
             yield rows
 
-    _write(lake, spec, pieces(), detector, report)
+    _write(lake, spec, pieces(), detector, key, report)
     return report
 
 
@@ -222,16 +222,18 @@ def _write(
     spec: TableSpec,
     pieces: Iterable[pa.Table],
     detector: Detector,
+    key: bytes,
     report: RedactionReport,
 ) -> None:
     """Redact every piece into a local spill, then append them all in one commit."""
-    text, messages = TEXT_COLUMNS[spec.name]
     redacted_at = datetime.now(UTC)
     found: Counter[str] = Counter()
-    with tempfile.TemporaryDirectory(prefix="flywheel-redact-") as tmp:
-        spill = Spill(Path(tmp) / "redacted.arrow", spec.schema)
+    # Redacted rows about people: a private folder of the lake, never the shared temp folder.
+    with spill_directory(lake.root, "redact") as tmp:
+        spill = Spill(tmp / "redacted.arrow", spec.schema)
         for rows in pieces:
-            redacted = redact_table(rows, detector, text, messages)
+            # Every string column of the target schema: redacted, or pseudonymized if an id.
+            redacted = redact_table(rows, detector, key, spec.schema.names)
             redacted = redacted.append_column(
                 "_redacted_at", pa.array([redacted_at] * redacted.num_rows, TIMESTAMP)
             )
@@ -240,16 +242,26 @@ def _write(
             # provenance) are left behind.
             spill.write(redacted)
         report.pii_found = {k: v for k, v in found.items() if v}
-        report.rows_written = spill.rows
-        report.committed = lake.append(
-            spec,
+        report.committed, erased = commit_without_erased(
+            lake,
+            spec.name,
             spill.reader(),
-            transaction=(f"{APP_ID}.{spec.name}", report.watermark),
-            metadata={
-                "flywheel.operation": "redact",
-                "ingest_batches": [report.watermark_before + 1, report.watermark],
-            },
+            key,
+            lambda rows: lake.append(
+                spec,
+                rows,
+                transaction=(f"{APP_ID}.{spec.name}", report.watermark),
+                metadata={
+                    "flywheel.operation": "redact",
+                    "ingest_batches": [report.watermark_before + 1, report.watermark],
+                    # Which detector redacted which batches: what `redact_again` reads.
+                    DETECTOR_VERSION_KEY: detector.version,
+                    LATE_BATCHES_KEY: sorted(report.late_batches),
+                },
+            ),
         )
+        report.erased_skipped += erased  # erased while this run read its inputs
+        report.rows_written = spill.rows - erased
 
 
 def _drop_erased(tombstones: Tombstones, rows: pa.Table) -> tuple[pa.Table, int]:
@@ -260,6 +272,20 @@ def _drop_erased(tombstones: Tombstones, rows: pa.Table) -> tuple[pa.Table, int]
         erased = pc.or_kleene(erased, pc.is_in(rows["user_hash"], value_set=tombstones.user_hashes))
     erased = pc.fill_null(erased, False)
     return rows.filter(pc.invert(erased)), int(pc.sum(erased).as_py() or 0)
+
+
+def drop_excluded(
+    exclusions: Exclusions, rows: pa.Table, column: str, detector: Detector, key: bytes
+) -> tuple[pa.Table, int]:
+    """`rows` without those a rollback excluded. A rollback names ids as they are stored, so an
+    id that held PII is excluded by its pseudonym: both forms are matched."""
+    rows, dropped = exclusions.drop(rows, column)
+    excluded = exclusions.values(column)
+    if rows.num_rows == 0 or len(excluded) == 0:
+        return rows, dropped
+    stored, _ = pseudonymize(rows[column], detector, key)
+    hit = pc.fill_null(pc.is_in(stored, value_set=excluded), False)
+    return rows.filter(pc.invert(hit)), dropped + int(pc.sum(hit).as_py() or 0)
 
 
 def _watermark(lake: Lake, table: str) -> int:

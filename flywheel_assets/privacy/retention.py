@@ -12,15 +12,16 @@ import pyarrow.compute as pc
 from ..catalog.raw import LEDGER, QUARANTINE
 from ..contract.landing import LandingZone
 from ..contract.records import ANNOTATIONS, FEEDBACK, INTERACTIONS
-from ..lake import predicates as pred
 from ..lake.tables import Lake
 
-# Raw tables and the event time that ages their rows (quarantined lines have only arrival time).
+# Raw tables and the times that age their rows: a row expires when any of them is past the
+# cutoff. The client's `ts` and the ingestion time we stamp (`_ingested_at`): a client clock far
+# in the future must not keep a row forever. Quarantined lines have only arrival time.
 RAW_TIME_COLUMNS = {
-    INTERACTIONS.table: "ts",
-    FEEDBACK.table: "ts",
-    ANNOTATIONS.table: "ts",
-    QUARANTINE.name: "_ingested_at",
+    INTERACTIONS.table: ("ts", "_ingested_at"),
+    FEEDBACK.table: ("ts", "_ingested_at"),
+    ANNOTATIONS.table: ("ts", "_ingested_at"),
+    QUARANTINE.name: ("_ingested_at",),
 }
 
 
@@ -50,18 +51,16 @@ def expire_raw(
     that still held expired rows stop being readable.
     """
     report = RetentionReport(cutoff)
-    for table, column in RAW_TIME_COLUMNS.items():
-        dt = lake.open(table)
-        if dt is None:
+    for table, columns in RAW_TIME_COLUMNS.items():
+        if lake.open(table) is None:
             continue
-        metrics = dt.delete(
-            f"{pred.column(column)} < {pred.literal(cutoff)}",
-            commit_properties=lake.commit_properties({"flywheel.operation": "expire"}),
+        result = lake.delete(
+            table,
+            lambda data, columns=columns: _older_than(data, columns, cutoff),
+            metadata={"flywheel.operation": "expire"},
+            purge=True,
         )
-        deleted = int(metrics.get("num_deleted_rows", 0))
-        report.rows_deleted[table] = deleted
-        if deleted:
-            dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+        report.rows_deleted[table] = result.rows_deleted
     if landing_action != LandingAction.KEEP:
         for path in _landing_files_ingested_before(lake, cutoff):
             if not landing.exists(path):
@@ -72,6 +71,15 @@ def expire_raw(
                 landing.move(path, f"_archive/{path}")
             report.landing_files.append(path)
     return report
+
+
+def _older_than(data: pa.Table, columns: tuple[str, ...], cutoff: datetime) -> pa.Array:
+    """True for rows where any of `columns` is before `cutoff` (a null time never expires)."""
+    old = pa.repeat(False, data.num_rows)
+    for column in columns:
+        earlier = pc.less(data[column], pa.scalar(cutoff, data[column].type))
+        old = pc.or_(old, pc.fill_null(earlier, False))
+    return old
 
 
 def _landing_files_ingested_before(lake: Lake, cutoff: datetime) -> list[str]:

@@ -1,12 +1,17 @@
 """Checksum and structure validators that confirm a PII candidate found by a regex is real.
 
-Each validator takes the matched text and returns True when it should be redacted.
+Each validator takes the matched text and returns True when it should be redacted, False when it
+should stay, or a ``(start, end)`` span of the text when only that part is PII (a name followed by
+a word that is not part of it).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
+
+from .gazetteer import NOT_NAME_NEXT, ambiguous, first_names, surnames
 
 # Registered IBAN lengths by country (ISO 13616 registry). A country not listed here is accepted on
 # the mod-97 checksum and the generic 15..34 length alone, so newly added countries still redact.
@@ -73,16 +78,37 @@ def card(text: str) -> bool:
     return _card_digits_ok(_digits(head), " " in head or "-" in head)
 
 
-def iban(text: str) -> bool:
-    """IBAN: country code, check digits, registered length and the ISO 7064 mod-97 checksum."""
-    compact = text.replace(" ", "").upper()
+def iban(text: str) -> bool | tuple[int, int]:
+    """IBAN: country code, check digits, registered length and the ISO 7064 mod-97 checksum.
+
+    Upper case is the printed form; one typed in lower (or mixed) case must also come from a
+    registered country, since lower-case words followed by digits are far more common in text.
+    The pattern matches case-insensitively, so a candidate may run on into the next word
+    ("at18 0000 ... 0000 hello"): then the leading groups that make a valid IBAN of the
+    registered length are the hit.
+    """
+    if _iban_ok(text):
+        return True
+    expected = IBAN_LENGTHS.get(text[:2].upper())
+    head = text
+    while expected is not None and " " in head:
+        head = head[: head.rfind(" ")]
+        if len(head.replace(" ", "")) == expected:
+            return (0, len(head)) if _iban_ok(head) else False
+    return False
+
+
+def _iban_ok(text: str) -> bool:
+    compact = text.replace(" ", "")
+    typed = not compact.isupper()
+    compact = compact.upper()
     if not 15 <= len(compact) <= 34 or not compact.isascii() or not compact.isalnum():
         return False
     country, check = compact[:2], compact[2:4]
     if not country.isalpha() or not check.isdigit():
         return False
     expected = IBAN_LENGTHS.get(country)
-    if expected is not None and len(compact) != expected:
+    if (expected is None and typed) or (expected is not None and len(compact) != expected):
         return False
     rearranged = compact[4:] + compact[:4]
     number = "".join(str(int(ch, 36)) for ch in rearranged)
@@ -105,16 +131,20 @@ def ipv4(text: str) -> bool:
 
 
 def ipv6(text: str) -> bool:
-    """A parseable IPv6 address with at least two groups and five hex digits.
+    """A parseable IPv6 address with at least two groups and five hex digits, or ``::`` and one
+    group holding a digit (``::1``, ``::2``).
 
-    The extra rule keeps short scope-operator look-alikes ("a::b", "ab::cd") and the trivial
-    "::1" / "::" out while every routable address passes.
+    The rule keeps short scope-operator look-alikes ("a::b", "ab::cd", "::add") out while every
+    routable address and the loopback pass; the pattern for the one-group form also wants a
+    boundary before it, so a slice such as ``a[::2]`` stays.
     """
     try:
         ipaddress.IPv6Address(text)
     except ValueError:
         return False
     groups = [g for g in text.replace(".", ":").split(":") if g]
+    if len(groups) == 1 and text.startswith("::"):
+        return any(ch.isdigit() for ch in groups[0])
     return len(groups) >= 2 and sum(len(g) for g in groups) >= 5
 
 
@@ -123,7 +153,65 @@ def phone(text: str) -> bool:
     return 8 <= len(_digits(text)) <= 15
 
 
-VALIDATORS: dict[str, Callable[[str], bool]] = {
+# UK National Insurance prefixes that are never issued (HMRC).
+_NINO_BAD_PREFIXES = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
+
+
+def nino(text: str) -> bool:
+    """UK National Insurance number: two prefix letters (not an unissued pair), six digits, A-D."""
+    compact = text.replace(" ", "").upper()
+    return (
+        len(compact) == 9
+        and compact[:2].isalpha()
+        and compact[:2] not in _NINO_BAD_PREFIXES
+        and compact[2:8].isdigit()
+        and compact[8] in "ABCD"
+    )
+
+
+_TITLES = frozenset({"Mr", "Mrs", "Ms", "Mx", "Miss", "Dr", "Prof", "Sir", "Madam"})
+_TOKEN = re.compile(r"\S+")
+
+
+def person(text: str) -> tuple[int, int] | bool:
+    """The span of a person's name at the start of a run of capitalised words, or False.
+
+    The first word must be a gazetteer given name (a title such as "Dr." lets a surname start the
+    name); an ambiguous one ("Paris", "Delta", "May") needs a known surname after it. A product or
+    place word right after the first name ("Delta Lake", "Apple Pay", "Jordan Airport") means the
+    words are not a name at all; later words belong to the name until such a word.
+    """
+    tokens = [(m.start(), m.end(), m.group().rstrip(".")) for m in _TOKEN.finditer(text)]
+    if not tokens:
+        return False
+    first, last, unsure = first_names(), surnames(), ambiguous()
+    titled = tokens[0][2] in _TITLES
+    if titled:
+        tokens = tokens[1:]
+        if not tokens or tokens[0][2] in NOT_NAME_NEXT:
+            return False
+        word = tokens[0][2]
+        if word not in last and (word not in first or word in unsure):
+            return False
+    else:
+        word = tokens[0][2]
+        nxt = tokens[1][2] if len(tokens) > 1 else None
+        if word not in first or nxt in NOT_NAME_NEXT:
+            return False
+        if word in unsure and (nxt is None or nxt not in last):
+            return False
+    end = tokens[0][1]
+    for i in range(1, len(tokens)):
+        _, stop, word = tokens[i]
+        if word in NOT_NAME_NEXT or (len(word) > 1 and word.isupper()):
+            break
+        if len(word) == 1 and i + 1 == len(tokens):
+            break  # a trailing initial belongs to what follows, not to the name
+        end = stop
+    return 0, end
+
+
+VALIDATORS: dict[str, Callable[[str], bool | tuple[int, int]]] = {
     "luhn": luhn,
     "card": card,
     "iban": iban,
@@ -131,4 +219,6 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "ipv4": ipv4,
     "ipv6": ipv6,
     "phone": phone,
+    "nino": nino,
+    "person": person,
 }

@@ -105,7 +105,7 @@ class ReviewStore:
         if not self.journal.exists():
             return set()
         ids, kept = set(), []
-        for line in self.journal.read_text(encoding="utf-8").splitlines():
+        for line in self.journal.read_text(encoding="utf-8").split("\n"):
             try:
                 ids.add(json.loads(line)["request_id"])
             except (json.JSONDecodeError, KeyError):

@@ -17,7 +17,6 @@ from .gate import GatePolicy, decide
 from .registry import CANDIDATE, REJECTED, ModelRecord, Registry
 from .resources import TrainingResource
 from .retrain import (
-    corpus,
     eval_cases,
     evaluate,
     model_id_for,
@@ -215,7 +214,8 @@ def _base_model(training: TrainingResource, store, rows, cases) -> str:
     if training.base_model != TINY_BASE:
         return training.base_model
     # Built once and kept: every adapter of this store must share the same base weights.
-    return str(build_tiny_base(store / "_base" / "tiny", corpus(rows, cases)))
+    # Its tokenizer is learned from fixed text, never from these rows (see tiny_model).
+    return str(build_tiny_base(store / "_base" / "tiny"))
 
 
 @dg.asset(

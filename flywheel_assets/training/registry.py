@@ -157,21 +157,9 @@ class Registry:
         self._audit([(m, f, t, reason) for m, f, t in changes], actor=actor, at=now, action=action)
 
     def _upsert(self, rows: list[dict], *, actor: str) -> None:
-        # One merge commit: a promotion and the retirement it implies land together or not at all.
-        dt = self.lake.ensure(MODEL_REGISTRY)
+        # One commit: a promotion and the retirement it implies land together or not at all.
         source = pa.Table.from_pylist(rows, schema=MODEL_REGISTRY.schema)
-        (
-            dt.merge(
-                source,
-                predicate="t.model_id = s.model_id",
-                source_alias="s",
-                target_alias="t",
-                commit_properties=self.lake.commit_properties({"flywheel.actor": actor}),
-            )
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute()
-        )
+        self.lake.upsert(MODEL_REGISTRY, source, key="model_id", metadata={"flywheel.actor": actor})
 
     def _audit(self, changes: list[tuple], *, actor: str, at: datetime, action: str) -> None:
         rows = [

@@ -7,8 +7,10 @@ import json
 import dagster as dg
 import pyarrow.compute as pc
 
+from ..catalog.curated import TAGGED_ROWS
 from ..contract.records import DRIFT_EVENTS
 from ..ingest.sensors import run_in_flight
+from ..lake.tables import MAINTENANCE_OPERATIONS, Lake
 from ..resources import LakeResource
 from .assets import TRIGGER_TAG
 from .drift import corrected_rows_in_window
@@ -88,10 +90,8 @@ def drift_sensor(
     if events is None or events.num_rows == 0:
         return dg.SensorResult(skip_reason="no new drift events", cursor=context.cursor)
     # Corrections are counted in tagged_rows: wait until curation has seen these events.
-    drift_version = the_lake.stats(DRIFT_EVENTS.table).version
-    curated_from = json.loads(
-        the_lake.last_commit_metadata("tagged_rows").get("source_versions", "{}")
-    ).get(DRIFT_EVENTS.table, -1)
+    drift_version = last_addition(the_lake, DRIFT_EVENTS.table)
+    curated_from = built_from(the_lake, TAGGED_ROWS.name).get(DRIFT_EVENTS.table, -1)
     if curated_from < drift_version:
         return dg.SensorResult(
             skip_reason=f"{events.num_rows} new drift event(s); waiting for tagged_rows to be "
@@ -123,3 +123,31 @@ def drift_sensor(
         skip_reason=None if requests else "; ".join(skipped),
         cursor=new_cursor,
     )
+
+
+# Commits that only take rows out for privacy (an erasure, a retention run): they bring nothing
+# new to build from, and they carry no build's stamps.
+PRIVACY_DELETES = ("erase", "expire")
+
+
+def _data_commits(lake: Lake, table: str):
+    dt = lake.open(table)
+    for commit in dt.history(limit=200) if dt is not None else []:
+        if commit.get("operation") in MAINTENANCE_OPERATIONS:
+            continue
+        if commit.get("flywheel.operation") in PRIVACY_DELETES:
+            continue
+        yield commit
+
+
+def last_addition(lake: Lake, table: str) -> int:
+    """The version of the table's latest commit that could bring new rows (-1: none)."""
+    return next((int(c["version"]) for c in _data_commits(lake, table)), -1)
+
+
+def built_from(lake: Lake, table: str) -> dict[str, int]:
+    """The source versions stamped by the latest build of `table`, looking past the deletes an
+    erasure or retention made since (those keep the build's stamps valid)."""
+    for commit in _data_commits(lake, table):
+        return json.loads(commit.get("source_versions") or "{}")
+    return {}

@@ -76,6 +76,7 @@ def restore_table_version(
                 "rollback_id": result.rollback_id,
                 "ids_excluded": result.ids_count,
                 "erased_rows_removed": result.erased_rows_removed,
+                "held_out_rows_removed": result.held_out_rows_removed,
                 "affected_models": dg.MetadataValue.md(affected_models_markdown(models)),
                 "affected_model_ids": dg.MetadataValue.json([m["model_id"] for m in models]),
             },

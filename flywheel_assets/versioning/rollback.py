@@ -5,24 +5,41 @@ A rollback is a Delta restore (a new commit whose content equals the target vers
   them back (redaction skips them, tagged_rows and the curated sets leave them out);
 - a `rollback_audit` row: table, from, to, reason, who, when, and the registered models that
   trained on the versions rolled back;
-- erasure wins: rows of erased users that an old version still held are deleted again at once.
+- erasure wins: rows of erased users that an old version still held are deleted again at once;
+- the holdout wins: restored training rows with a prompt eval_cases now holds out (or restored
+  held-out cases whose prompt a training set now holds) are deleted at once.
+
+The restore commits on top of the very version whose rows were compared, so a writer committing
+in between cannot lose rows: Delta refuses the restore and the rollback runs again on the new
+latest version, whose extra rows it then names as excluded.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from deltalake.exceptions import CommitFailedError
 
 from .. import catalog
+from ..catalog.curated import EVAL_CASES
 from ..catalog.entry import Refuse, Restore
 from ..catalog.governance import ROLLBACK_AUDIT, ROLLBACK_EXCLUSIONS
-from ..governance.exclusions import ALL, READMIT, ROLLBACK, readmitted_rollbacks
+from ..governance.exclusions import (
+    ALL,
+    HOLDOUT_REMOVAL,
+    READMIT,
+    ROLLBACK,
+    Exclusions,
+    readmitted_rollbacks,
+)
 from ..lake.tables import Lake, TableSpec
-from ..lake.versions import VersionUnavailable, check_restorable, restore, version_at
+from ..lake.versions import VersionUnavailable, check_restorable, version_at
 from ..privacy.erasure import purge_erased
+from ..privacy.reredaction import check_restorable_after_reredaction
 from ..training.registry import Registry
 from ..training.snapshot import PINNED_TABLES
 
@@ -70,6 +87,7 @@ class RollbackResult:
     erased_rows_removed: int
     affected_models: list[dict] = field(default_factory=list)
     rebuilt: bool = False
+    held_out_rows_removed: int = 0  # restored rows that would have leaked a held-out prompt
 
 
 def rollback_table(
@@ -82,59 +100,89 @@ def rollback_table(
     to_timestamp: datetime | None = None,
     actor: str = "cli",
     run_id: str | None = None,
+    before_restore: Callable[[int], None] | None = None,
 ) -> RollbackResult:
-    """Restore `table` to `to_version` (or the version current at `to_timestamp`)."""
+    """Restore `table` to `to_version` (or the version current at `to_timestamp`).
+
+    The restore commits only on top of the version whose rows it compared: a writer that commits
+    in between makes Delta refuse the restore, and the rollback starts again from the new latest
+    version, so every row it takes away is named by an exclusion. `before_restore` is called
+    with the version read just before each restore commits (a test's way to race it).
+    """
     target = _target(table)
     if not reason or not reason.strip():
         raise RollbackError("a rollback needs a reason (it goes into the audit)")
     if (to_version is None) == (to_timestamp is None):
         raise RollbackError("give exactly one of a version or a timestamp to roll back to")
-    dt = lake.open(table)
-    if dt is None:
+    if lake.open(table) is None:
         raise RollbackError(f"no table {table!r} under {lake.root}")
+    for _ in range(RESTORE_ATTEMPTS):
+        attempt = _attempt(lake, target, key, reason, to_version, to_timestamp, before_restore)
+        if attempt is not None:
+            break
+    else:
+        raise RollbackError(
+            f"{table}: gave up after {RESTORE_ATTEMPTS} attempts, each overtaken by a concurrent "
+            "commit; nothing was restored"
+        )
+    result = attempt
+    _audit(lake, result, action=ROLLBACK, reason=reason, actor=actor, run_id=run_id)
+    return result
+
+
+RESTORE_ATTEMPTS = 5
+
+
+def _attempt(
+    lake: Lake,
+    target: Target,
+    key: bytes,
+    reason: str,
+    to_version: int | None,
+    to_timestamp: datetime | None,
+    before_restore: Callable[[int], None] | None,
+) -> RollbackResult | None:
+    """One rollback on top of the latest version; None when a concurrent commit overtook it."""
+    table = target.table
+    dt = lake.open(table)  # the snapshot the restore commits on top of
     current = dt.version()
     version = to_version if to_version is not None else version_at(lake, table, to_timestamp)
     if version == current:
         raise RollbackError(f"{table} is already at version {version}: nothing to roll back")
-    check_restorable(lake, table, version)
-
+    check_restorable_after_reredaction(lake, table, version)  # names a re-redaction that won
     before = lake.read(table, version=current)
     after = lake.read(table, version=version)
+    _refuse_excluded_rows(lake, target, after, version)
     excluded = _rows_taken_away(before, after, target.id_column)
     rollback_id = f"rb-{table}-{current}-to-{version}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
     affected = affected_models(lake, table, from_version=current, to_version=version)
 
-    now = datetime.now(UTC)
     if len(excluded):
-        # Exclusions first: a run that starts during the restore already leaves the rows out.
-        lake.append(
-            ROLLBACK_EXCLUSIONS,
-            pa.table(
-                {
-                    "rollback_id": pa.array([rollback_id] * len(excluded)),
-                    "table": pa.array([table] * len(excluded)),
-                    "scope": pa.array([target.scope] * len(excluded)),
-                    "id_column": pa.array([target.id_column] * len(excluded)),
-                    "id": excluded,
-                    "excluded_at": pa.array([now] * len(excluded), pa.timestamp("us", tz="UTC")),
-                },
-                schema=ROLLBACK_EXCLUSIONS.schema,
-            ),
-            metadata={"flywheel.operation": "rollback", "flywheel.rollback_id": rollback_id},
-        )
-    restored = restore(
-        lake,
-        table,
-        version,
-        metadata={
-            "flywheel.operation": "rollback",
-            "flywheel.rollback_id": rollback_id,
-            "flywheel.reason": reason,
-        },
-    )
+        # Exclusions first: a crash after the restore still leaves the rows named.
+        _record_exclusions(lake, target, rollback_id, excluded)
+    metadata = {
+        "flywheel.operation": ROLLBACK,
+        "flywheel.rollback_id": rollback_id,
+        "flywheel.reason": reason,
+    }
+    if before_restore is not None:
+        before_restore(current)
+    try:
+        dt.restore(version, commit_properties=lake.commit_properties(metadata))
+    except CommitFailedError:
+        # Another writer committed since `current` was read: this attempt restored nothing.
+        if len(excluded):
+            lake.delete(
+                ROLLBACK_EXCLUSIONS.name,
+                lambda rows: pc.equal(rows["rollback_id"], rollback_id),
+                metadata={"flywheel.operation": "rollback-retry"},
+            )
+        return None
+    restored = dt.version()
     erased = purge_erased(lake, table, key)
+    held = remove_held_out(lake, table)
     stats = lake.stats(table)
-    result = RollbackResult(
+    return RollbackResult(
         rollback_id=rollback_id,
         table=table,
         from_version=current,
@@ -146,9 +194,86 @@ def rollback_table(
         erased_rows_removed=erased,
         affected_models=affected,
         rebuilt=target.rebuilt,
+        held_out_rows_removed=held,
     )
-    _audit(lake, result, action=ROLLBACK, reason=reason, actor=actor, run_id=run_id)
-    return result
+
+
+def _record_exclusions(lake: Lake, target: Target, rollback_id: str, ids: pa.Array) -> None:
+    now = datetime.now(UTC)
+    lake.append(
+        ROLLBACK_EXCLUSIONS,
+        pa.table(
+            {
+                "rollback_id": pa.array([rollback_id] * len(ids)),
+                "table": pa.array([target.table] * len(ids)),
+                "scope": pa.array([target.scope] * len(ids)),
+                "id_column": pa.array([target.id_column] * len(ids)),
+                "id": ids,
+                "excluded_at": pa.array([now] * len(ids), pa.timestamp("us", tz="UTC")),
+            },
+            schema=ROLLBACK_EXCLUSIONS.schema,
+        ),
+        metadata={"flywheel.operation": ROLLBACK, "flywheel.rollback_id": rollback_id},
+    )
+
+
+def _refuse_excluded_rows(lake: Lake, target: Target, rows: pa.Table | None, version: int) -> None:
+    """A version holding rows that an earlier rollback of this table keeps out cannot be
+    restored: the rows would be back in the table and excluded at once. Re-admitting that
+    rollback is how to bring them back."""
+    column = target.id_column
+    if column is None or rows is None or column not in rows.column_names or not rows.num_rows:
+        return
+    exclusions = Exclusions.load(lake)
+    ids = _flat(rows[column])
+    for rollback_id, excluded in sorted(exclusions.of_table(target.table).items()):
+        hit = pc.is_in(ids, value_set=excluded)
+        count = len(pc.unique(ids.filter(pc.fill_null(hit, False))))
+        if count:
+            raise RollbackError(
+                f"version {version} of {target.table} holds {count} row(s) that rollback "
+                f"{rollback_id} keeps out; re-admit them with 'flywheel readmit {rollback_id}' "
+                "or roll back to a version without them"
+            )
+
+
+def remove_held_out(lake: Lake, table: str) -> int:
+    """After a restore of a training set or of eval_cases, delete the restored rows that would
+    put a held-out eval prompt into training: training rows whose prompt eval_cases now holds out,
+    or held-out eval cases whose prompt a training set now holds. The holdout wins, like erasure.
+    Returns the rows deleted."""
+    if table not in (*HELD_AGAINST, EVAL_CASES.name) or lake.open(EVAL_CASES.name) is None:
+        return 0
+    if table == EVAL_CASES.name:
+        trained = [
+            lake.read(t, columns=["normalized_prompt"])["normalized_prompt"].combine_chunks()
+            for t in HELD_AGAINST
+            if lake.open(t) is not None
+        ]
+        prompts = pc.unique(pa.concat_arrays(trained)) if trained else pa.array([], pa.string())
+
+        def leak(rows: pa.Table) -> pa.Array:
+            taken = pc.is_in(rows["normalized_prompt"], value_set=prompts)
+            return pc.fill_null(pc.and_(rows["holdout"], taken), False)
+    else:
+        evals = lake.read(EVAL_CASES.name, columns=["normalized_prompt", "holdout"])
+        held = evals.filter(pc.fill_null(evals["holdout"], False))["normalized_prompt"]
+        prompts = pc.unique(held.combine_chunks())
+
+        def leak(rows: pa.Table) -> pa.Array:
+            return pc.fill_null(pc.is_in(rows["normalized_prompt"], value_set=prompts), False)
+
+    columns = (
+        ["normalized_prompt", "holdout"] if table == EVAL_CASES.name else ["normalized_prompt"]
+    )
+    rows = lake.read(table, columns=columns)
+    if rows is None or not rows.num_rows or not int(pc.sum(leak(rows)).as_py() or 0):
+        return 0
+    deleted = lake.delete(table, leak, metadata={"flywheel.operation": HOLDOUT_REMOVAL})
+    return deleted.rows_deleted
+
+
+HELD_AGAINST = ("sft_set", "dpo_set", "kto_set")
 
 
 @dataclass

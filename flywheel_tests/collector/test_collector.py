@@ -49,7 +49,9 @@ def test_records_are_acknowledged_landed_and_ingested(collector, landing_dir, la
     assert lake.read("annotations").num_rows == 1
 
 
-def test_an_invalid_record_rejects_the_batch_with_a_reason_each(collector, landing_dir):
+def test_invalid_records_are_refused_with_a_reason_each_and_the_valid_ones_stored(
+    collector, landing_dir
+):
     batch = [
         interaction("ok-1"),
         interaction("bad-1", response=None),
@@ -57,15 +59,16 @@ def test_an_invalid_record_rejects_the_batch_with_a_reason_each(collector, landi
         "not an object",
     ]
     status, body = collector.post("/v1/interactions", batch)
-    assert status == 422
-    assert body["detail"] == "3 of 4 record(s) invalid; none stored"
+    assert status == 207
+    assert (body["accepted"], body["ids"]) == (1, ["ok-1"])
+    assert body["detail"] == "3 of 4 record(s) invalid and not stored; the other 1 stored"
     assert [(e["index"], e["reason_code"]) for e in body["errors"]] == [
         (1, "missing_field"),
         (2, "bad_ts"),
         (3, "not_object"),
     ]
     collector.stop()
-    assert landed_records(landing_dir, "interactions") == []
+    assert [r["request_id"] for r in landed_records(landing_dir, "interactions")] == ["ok-1"]
 
 
 @pytest.mark.parametrize(
@@ -200,7 +203,7 @@ def test_an_app_logs_from_its_fastapi_middleware(collector, landing_dir):
     @app.post("/chat")
     async def chat(request: Request) -> dict:
         prompt = (await request.json())["prompt"]
-        answer = f"You asked: {prompt}"
+        answer = f"You asked: {prompt}" if prompt else ""  # an empty answer breaks the contract
         request.state.chat = {"request_id": str(uuid.uuid4()), "prompt": prompt}
         request.state.chat["response"] = answer
         return {"answer": answer, "request_id": request.state.chat["request_id"]}
@@ -213,10 +216,11 @@ def test_an_app_logs_from_its_fastapi_middleware(collector, landing_dir):
         time.sleep(0.05)
     try:
         answers = []
-        for i in range(5):
+        for i in range(6):
+            prompt = f"question {i}?" if i != 3 else ""
             req = urllib.request.Request(
                 f"http://127.0.0.1:{port}/chat",
-                data=f'{{"prompt": "question {i}?"}}'.encode(),
+                data=json.dumps({"prompt": prompt}).encode(),
                 headers={"Content-Type": "application/json"},
                 method="POST",
             )
@@ -225,11 +229,16 @@ def test_an_app_logs_from_its_fastapi_middleware(collector, landing_dir):
     finally:
         server.should_exit = True
         thread.join()
-    flywheel_client.close()
+    [refused] = flywheel_client.close()  # the turn with the empty answer, and only it
+    assert (refused.record["request_id"], refused.reason_code) == (
+        answers[3]["request_id"],
+        "bad_value",
+    )
     collector.stop()
     landed = {r["request_id"]: r for r in landed_records(landing_dir, "interactions")}
-    assert set(landed) == {a["request_id"] for a in answers}
-    assert sorted(r["response"] for r in landed.values()) == sorted(a["answer"] for a in answers)
+    kept = [a for i, a in enumerate(answers) if i != 3]
+    assert set(landed) == {a["request_id"] for a in kept}
+    assert sorted(r["response"] for r in landed.values()) == sorted(a["answer"] for a in kept)
 
 
 def test_a_landing_zone_that_cannot_be_written_delays_publishing_but_loses_nothing(landing_dir):

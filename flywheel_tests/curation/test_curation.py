@@ -480,7 +480,7 @@ def test_curation_skips_only_rows_no_set_can_use(tmp_path):
     build_tagged_rows(lake, DETECTOR, SignalWeights(), FeedbackCap(), CurationPolicy())
     tagged = lake.read("tagged_rows")
     assert 0 < _candidates(tagged).num_rows < tagged.num_rows
-    every_row = _curate(tagged, CurationPolicy(), KEY, DETECTOR)
+    every_row = _curate(tagged, CurationPolicy(), KEY, DETECTOR, None)
     candidates = curate(tagged, CurationPolicy(), KEY, DETECTOR)
     for name in ("eval_cases", "review_queue", "sft_set", "dpo_set", "kto_set"):
         assert getattr(candidates, name).num_rows > 0, name

@@ -39,8 +39,8 @@ def test_refresh_on_the_sample_builds_every_set_and_blocking_checks_pass(tmp_pat
         for c in evaluations
         if c.check_name in ("no_residual_pii", "no_holdout_leakage", "chosen_differs_from_rejected")
     }
-    # no_residual_pii on 3 redacted and 6 curated tables, leakage on 3 sets, one pair rule
-    assert len(blocking) == 3 + 6 + 3 + 1
+    # no_residual_pii on 3 redacted and 8 curated tables, leakage on 3 sets, one pair rule
+    assert len(blocking) == 3 + 8 + 3 + 1
     assert all(blocking.values()), blocking
     meta = materializations(result)
     for table in ("tagged_rows", "eval_cases", "review_queue", "sft_set", "dpo_set", "kto_set"):
@@ -55,6 +55,7 @@ def test_refresh_on_the_sample_builds_every_set_and_blocking_checks_pass(tmp_pat
         "positive_rate_healthy",
         "correction_rate_healthy",
         "safety_flag_rate_healthy",
+        "no_residual_pii",
     }
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from flywheel_assets import catalog
@@ -16,7 +19,7 @@ from flywheel_assets.curation.datasets import CurationPolicy
 from flywheel_assets.curation.pipeline import FeedbackCap, build_curated_sets, build_tagged_rows
 from flywheel_assets.curation.signals import SignalWeights
 from flywheel_assets.ingest.pipeline import ingest_landing
-from flywheel_assets.lake.tables import Lake
+from flywheel_assets.lake.tables import REWRITE_KEY, ROWS_ADDED_KEY, Lake
 from flywheel_assets.privacy.erasure import erase_user
 from flywheel_assets.privacy.sampling import SamplingPolicy
 from flywheel_assets.versioning.rollback import rollback_table
@@ -87,17 +90,30 @@ def fw(tmp_path) -> Flywheel:
     return flywheel
 
 
+def test_files_an_increment_writes_keep_plain_strings_and_load_in_pandas(fw):
+    """Delta's merge writes string_view, which pandas cannot load; the lake's keyed replace
+    keeps every table's own types in every file it writes."""
+    week(fw, 100, n=4).run()
+    for table in ("tagged_rows", *CURATED):
+        dt = fw.lake.open(table)
+        assert dt.history(1)[0][REWRITE_KEY] == "replace", table
+        for uri in dt.file_uris():
+            schema = pq.read_schema(uri)
+            assert not any(pa.types.is_string_view(f.type) for f in schema), (table, uri)
+            pd.read_parquet(uri)  # raises on string_view inside lists
+
+
 def test_new_rows_are_derived_by_key_and_merged(fw, tmp_path):
     versions = {t: fw.lake.open(t).version() for t in CURATED}
     week(fw, 100, n=4).run()
     report = fw.curation
     assert report.committed and report.rederived == 4
-    # One merge per set, writing only the new rows.
+    # One keyed replace per set, writing only the new rows and rewriting no other file.
     for table in CURATED:
         assert fw.lake.open(table).version() == versions[table] + 1, table
         commit = fw.lake.open(table).history(1)[0]
-        assert commit["operation"] == "MERGE", table
-        assert commit["operationMetrics"]["num_target_rows_inserted"] == report.rows[table]
+        assert commit[REWRITE_KEY] == "replace", table
+        assert int(commit[ROWS_ADDED_KEY]) == report.rows[table]
         # Exactly the rows the four new interactions gave: nothing else was rewritten.
         new = [r for r in fw.rows(table) if _source(r) in NEW]
         assert 0 < len(new) == report.rows[table], table

@@ -12,6 +12,7 @@ import pytest
 from flywheel_assets.curation.datasets import CurationPolicy
 from flywheel_assets.curation.pipeline import CURATED, build_curated_sets
 from flywheel_assets.definitions import defs
+from flywheel_assets.ingest.assets import ingest_landing_asset
 from flywheel_assets.privacy.pii import Detector, PatternSpec
 from flywheel_tests.support.records import TEST_HASH_KEY
 from flywheel_tests.support.rollback import QUESTIONS, write_week
@@ -26,13 +27,9 @@ BADGE_WEEK = [
 ]
 
 
+# Every table ingestion writes (its asset cannot be subset), then the redacted tables.
 UPSTREAM = (
-    "raw_logs",
-    "raw_feedback",
-    "annotations",
-    "drift_events",
-    "quarantine",
-    "ingest_ledger",
+    *(key.to_user_string() for key in ingest_landing_asset.keys),
     "redacted_logs",
     "redacted_feedback",
     "redacted_annotations",

@@ -12,6 +12,7 @@ import pytest
 
 from flywheel_assets.collector.server import start_collector
 from flywheel_assets.contract.landing import LandingZone
+from flywheel_assets.governance.hashing import keyed_hash
 from flywheel_assets.lake.maintenance import maintain
 from flywheel_assets.lake.tables import Lake, TableSpec
 from flywheel_assets.lake.versions import history
@@ -60,7 +61,8 @@ def test_the_pipeline_rollback_erasure_and_maintenance_run_on_an_object_store(la
     assert _job("refresh_job", landing_dir, s3_lake).success
     assert not sft_requests(s3_lake) & bad
 
-    erase = {"ops": {"erase_user_rows": {"config": {"user_id": "user-good-0"}}}}
+    user_hash = keyed_hash("user-good-0", KEY.encode(), "user")  # run config never holds the id
+    erase = {"ops": {"erase_user_rows": {"config": {"user_hash": user_hash}}}}
     assert _job("erase_user_job", landing_dir, s3_lake, **erase).success
     assert "good-0" not in s3_lake.read("raw_logs")["request_id"].to_pylist()
     assert "good-0" not in s3_lake.read("redacted_logs")["request_id"].to_pylist()

@@ -11,11 +11,13 @@ import pytest
 from deltalake import write_deltalake
 
 from flywheel_assets.definitions import defs
+from flywheel_assets.ingest.assets import ingest_landing_asset
 from flywheel_tests.support.records import feedback, interaction, write_lines
 
 pytestmark = pytest.mark.usefixtures("hash_key")
-PRIVACY = ("raw_logs", "raw_feedback", "annotations", "drift_events", "quarantine")
-PRIVACY += ("ingest_ledger", "redacted_logs", "redacted_feedback", "redacted_annotations")
+# Every table ingestion writes (its asset cannot be subset), then the redacted tables.
+PRIVACY = tuple(key.to_user_string() for key in ingest_landing_asset.keys)
+PRIVACY += ("redacted_logs", "redacted_feedback", "redacted_annotations")
 BADGE = {"name": "badge", "regex": r"BADGE-\d{5}", "placeholder": "[BADGE]"}
 
 

@@ -1,9 +1,11 @@
 """Labelled PII corpus: positives with the values and kinds that must be redacted, and look-alike
-negatives (dates, versions, prices, order numbers, checksum failures) that must stay unchanged.
+negatives (dates, versions, prices, order numbers, checksum failures, product and place names,
+street-named brands) that must stay unchanged.
 """
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 
@@ -18,6 +20,22 @@ class Positive(NamedTuple):
 class Negative(NamedTuple):
     text: str
     category: str
+
+
+def leaked(original: str, value: str, redacted: str) -> list[str]:
+    """Words of ``value`` (two characters or more) still in ``redacted`` beyond those the rest of
+    ``original`` holds.
+
+    Catches a partial redaction ("221B [ADDRESS], London NW1 6XE") that the absence of the whole
+    value would not.
+    """
+    context = original.replace(value, " ", 1)
+    return [
+        w
+        for w in set(re.findall(r"\w{2,}", value))
+        if len(re.findall(rf"\b{re.escape(w)}\b", redacted))
+        > len(re.findall(rf"\b{re.escape(w)}\b", context))
+    ]
 
 
 def _p(text: str, *hits: tuple[str, str], keep: tuple[str, ...] = ()) -> Positive:
@@ -218,6 +236,102 @@ POSITIVES: tuple[Positive, ...] = (
        ("123-45-6789", "ssn"), ("(555) 123-4567", "phone"), ("00:1a:2b:3c:4d:5e", "mac")),
     _p("https://bob:hunter2@example.com and bob@example.com",
        ("bob:hunter2", "url_credentials"), ("bob@example.com", "email")),
+    # Street addresses: the whole line (number, street, unit, city, state or county, postcode)
+    _p("Ship it to 221B Baker Street, London NW1 6XE please.",
+       ("221B Baker Street, London NW1 6XE", "address"), keep=("Ship it to", "please.")),
+    _p("My address is 123 Main Street, Springfield, IL 62704.",
+       ("123 Main Street, Springfield, IL 62704", "address")),
+    _p("Send the invoice to 1600 Pennsylvania Avenue NW, Washington, DC 20500 by Monday.",
+       ("1600 Pennsylvania Avenue NW, Washington, DC 20500", "address"), keep=("by Monday.",)),
+    _p("Deliver to 350 Fifth Avenue, Suite 3300, New York, NY 10118.",
+       ("350 Fifth Avenue, Suite 3300, New York, NY 10118", "address")),
+    _p("Apt 5B, 77 Massachusetts Ave, Cambridge, MA 02139 is my new place.",
+       ("Apt 5B, 77 Massachusetts Ave, Cambridge, MA 02139", "address"), keep=("is my new place",)),
+    _p("I moved to Flat 2, 14 High Street, Oxford OX1 4AA last month.",
+       ("Flat 2, 14 High Street, Oxford OX1 4AA", "address"), keep=("last month",)),
+    _p("Our return address: PO Box 1234, Austin, TX 78701",
+       ("PO Box 1234, Austin, TX 78701", "address")),
+    _p("The package went to 4 Privet Drive, Little Whinging, Surrey by mistake.",
+       ("4 Privet Drive, Little Whinging, Surrey", "address"), keep=("by mistake",)),
+    _p("Meet me at 500 W 34th St, New York, NY 10001 tomorrow.",
+       ("500 W 34th St, New York, NY 10001", "address"), keep=("tomorrow",)),
+    _p("Address on file:\n10 Downing Street\nLondon SW1A 2AA",
+       ("10 Downing Street\nLondon SW1A 2AA", "address")),
+    _p("Ship to 42 Wallaby Way, Sydney and call first.",
+       ("42 Wallaby Way, Sydney", "address"), keep=("and call first",)),
+    _p("I live at 742 Evergreen Terrace, Springfield.",
+       ("742 Evergreen Terrace, Springfield", "address")),
+    _p("Mail to 1 Infinite Loop, Cupertino, CA 95014, USA",
+       ("1 Infinite Loop, Cupertino, CA 95014, USA", "address")),
+    _p("Ich wohne in der Hauptstraße 5, 10115 Berlin.",
+       ("Hauptstraße 5, 10115 Berlin", "address"), keep=("Ich wohne in der",)),
+    _p("Lieferadresse: Berliner Straße 12a, 60311 Frankfurt",
+       ("Berliner Straße 12a, 60311 Frankfurt", "address")),
+    _p("Mijn adres is Kerkstraat 12, 1017 GB Amsterdam.",
+       ("Kerkstraat 12, 1017 GB Amsterdam", "address")),
+    _p("Envoyez-le au 12 rue de la Paix, 75002 Paris s'il vous plaît.",
+       ("12 rue de la Paix, 75002 Paris", "address"), keep=("s'il vous plaît",)),
+    _p("Mi dirección es Calle Mayor 10, 28013 Madrid.",
+       ("Calle Mayor 10, 28013 Madrid", "address")),
+    _p("Abito in Via Roma 15, 00184 Roma.", ("Via Roma 15, 00184 Roma", "address")),
+    _p("A morada é Rua Augusta 100, 1100-053 Lisboa.",
+       ("Rua Augusta 100, 1100-053 Lisboa", "address")),
+    # Person names in the contexts people write them
+    _p("My name is Maria Lopez.", ("Maria Lopez", "person"), keep=("My name is",)),
+    _p("Hi, I'm James and I need a refund.", ("James", "person"), keep=("and I need a refund",)),
+    _p("This is Aisha Khan from accounting.", ("Aisha Khan", "person"), keep=("from accounting",)),
+    _p("Dear Mr. Smith, thank you for your letter.", ("Mr. Smith", "person"), keep=("Dear",)),
+    _p("Thanks,\nOlivia", ("Olivia", "person"), keep=("Thanks,",)),
+    _p("Best regards, Liam Murphy", ("Liam Murphy", "person")),
+    _p("Can you ask Emma to call me back?", ("Emma", "person"), keep=("to call me back",)),
+    _p("Please tell Daniel that the build is green.", ("Daniel", "person")),
+    _p("Account holder: Hannah Schmidt", ("Hannah Schmidt", "person"), keep=("Account holder",)),
+    _p("Hello Mateo, your order shipped.", ("Mateo", "person")),
+    _p("Cheers, Ryan O'Brien", ("Ryan O'Brien", "person")),
+    _p("Call Lucas tomorrow about the contract.", ("Lucas", "person"), keep=("tomorrow",)),
+    _p("Dear Dr. Patel, the results are ready.", ("Dr. Patel", "person")),
+    _p("Hi Anna, hi Peter!", ("Anna", "person"), ("Peter", "person")),
+    _p("Cardholder: José García", ("José García", "person")),
+    _p("My name is Zoë Müller and I live in Bonn.", ("Zoë Müller", "person"), keep=("Bonn",)),
+    _p("Can you call Paris Hilton's agent?", ("Paris Hilton", "person"), keep=("'s agent",)),
+    _p("Thank you, Grace Kim, for the quick reply.", ("Grace Kim", "person")),
+    _p("I spoke with Priya Sharma about the Apple Pay refund.",
+       ("Priya Sharma", "person"), keep=("Apple Pay",)),
+    _p("Hey Noah, the Dagster UI is down again.", ("Noah", "person"), keep=("Dagster UI",)),
+    _p("Regards,\nÉlodie Dubois\nSupport", ("Élodie Dubois", "person"), keep=("Support",)),
+    _p("Please email Giulia Rossi the Delta Lake docs.",
+       ("Giulia Rossi", "person"), keep=("Delta Lake",)),
+    # Government ids and dates of birth, named by their context
+    _p("My passport number is 533380006.", ("533380006", "passport"), keep=("passport number",)),
+    _p("Passport No. X1234567, issued in Madrid.", ("X1234567", "passport")),
+    _p("passport: C01X00T47 (German)", ("C01X00T47", "passport")),
+    _p("Her UK passport 123456789 expires in 2030.", ("123456789", "passport"),
+       keep=("expires in 2030",)),
+    _p("Driver's license: D1234567", ("D1234567", "driver_license"), keep=("Driver's license",)),
+    _p("My driving licence number is MORGA753116SM9IJ.", ("MORGA753116SM9IJ", "driver_license")),
+    _p("DL S530-4562-1234 (Florida)", ("S530-4562-1234", "driver_license"), keep=("Florida",)),
+    _p("National Insurance number: AB 12 34 56 C", ("AB 12 34 56 C", "national_insurance")),
+    _p("my NI number is JG103759A, thanks", ("JG103759A", "national_insurance")),
+    _p("NINO: CE123456D", ("CE123456D", "national_insurance")),
+    _p("DOB: 1985-03-12", ("1985-03-12", "dob"), keep=("DOB",)),
+    _p("Date of birth: 12/03/1985, place of birth: Leeds", ("12/03/1985", "dob")),
+    _p("I was born on March 3, 1985 in Ohio.", ("March 3, 1985", "dob"), keep=("in Ohio",)),
+    _p("Her birthday is 14 July 1990.", ("14 July 1990", "dob")),
+    _p("d.o.b. 03.12.1979", ("03.12.1979", "dob")),
+    # Known misses of the plain formats: unformatted US phones near a phone cue, lower-case
+    # IBANs, compressed IPv6
+    _p("Call me at 5551234567 tonight.", ("5551234567", "phone"), keep=("tonight",)),
+    _p("My cell: 4155550199", ("4155550199", "phone")),
+    _p("phone number 2125550142, extension 12", ("2125550142", "phone"), keep=("extension 12",)),
+    _p("iban: gb82west12345698765432", ("gb82west12345698765432", "iban")),
+    _p("de89 3704 0044 0532 0130 00 is my account", ("de89 3704 0044 0532 0130 00", "iban")),
+    _p("ping ::1 to test the loopback", ("::1", "ip"), keep=("to test",)),
+    _p("Listening on [::1]:8080 now", ("::1", "ip"), keep=("]:8080",)),
+    _p("Multicast to ff02::1 and fe80::1 works.", ("ff02::1", "ip"), ("fe80::1", "ip")),
+    # New kinds beside old ones
+    _p("Hi, I'm Maria Lopez, my email is maria@example.com and I live at 12 Oak Street, Leeds.",
+       ("Maria Lopez", "person"), ("maria@example.com", "email"),
+       ("12 Oak Street, Leeds", "address")),
 )  # fmt: skip
 
 NEGATIVES: tuple[Negative, ...] = (
@@ -309,4 +423,53 @@ NEGATIVES: tuple[Negative, ...] = (
     # URL look-alikes
     Negative("See https://example.com/path?page=2&sort=asc for more.", "url"),
     Negative("The dev server runs on https://localhost:8080/app.", "url"),
+    # Street look-alikes: street-named brands, streets without a number, place names alone
+    Negative("I bank with Main Street Bank.", "address"),
+    Negative("We visited 3 Main Street Bank branches.", "address"),
+    Negative("Wall Street fell 2% today.", "address"),
+    Negative("Baker Street is a famous station.", "address"),
+    Negative("We have offices in London, Paris and Berlin.", "address"),
+    Negative("The Apple Store on Fifth Avenue opens at 10.", "address"),
+    Negative("Chapter 12 covers Sesame Street characters.", "address"),
+    Negative("Send it via email or Slack.", "address"),
+    Negative("Version 2 Road Map is out.", "address"),
+    # Person look-alikes: products, places and UI words after a cue
+    Negative("This is Delta Lake, the storage layer.", "person"),
+    Negative("Thanks, Dagster UI shows the run.", "person"),
+    Negative("Hi Team, the deploy is done.", "person"),
+    Negative("I'm Sorry for the delay.", "person"),
+    Negative("Ask Apple Pay support about the charge.", "person"),
+    Negative("Call Delta Airlines to rebook.", "person"),
+    Negative("This is London calling.", "person"),
+    Negative("Hello World is the first program.", "person"),
+    Negative("Dear Customer, your order shipped.", "person"),
+    Negative("Thanks, Paris was lovely.", "person"),
+    Negative("Tell Siri to set a timer.", "person"),
+    Negative("Best Buy has it in stock.", "person"),
+    Negative("Meet Jordan Airport staff at the gate.", "person"),
+    Negative("This is May, the busiest month.", "person"),
+    Negative("I'm Happy with the result.", "person"),
+    Negative("Hi, My Business trial ends on 12/01/2026.", "person"),
+    Negative("hey My payment keeps failing.", "person"),
+    Negative("Thanks, Will do it tomorrow.", "person"),
+    Negative("This is Long overdue.", "person"),
+    Negative("Open the Dagster UI and check Apple Pay and Delta Lake.", "person"),
+    # Government id and birth date look-alikes: no id after the cue, or a date with no birth cue
+    Negative("The passport office opens at 9.", "passport"),
+    Negative("Renew your passport before 2027.", "passport"),
+    Negative("Driver's license renewal costs $35.", "driver_license"),
+    Negative("The licence key is ABCD-1234-EFGH.", "driver_license"),
+    Negative("National Insurance contributions rose 2% in 2024.", "national_insurance"),
+    Negative("The project was born out of a hackathon.", "dob"),
+    Negative("Delivery date 12/03/1985 on the invoice.", "dob"),
+    Negative("Our birthday sale ends 2024-12-01.", "dob"),
+    Negative("She was born in 1985.", "dob"),
+    # Unformatted numbers with no phone cue, IBAN and IPv6 look-alikes
+    Negative("Order number 1234567890 shipped.", "phone"),
+    Negative("Ticket 2125550142 was closed.", "phone"),
+    Negative("The hash ab12cd34ef56ab12cd34ef56ab12 is stored.", "iban"),
+    Negative("Reverse with s[::-1] in Python.", "ipv6"),
+    Negative("Every other item: items[::2].", "ipv6"),
+    Negative("In Haskell, f :: Int -> Int.", "ipv6"),
+    Negative("Call ::add(x) from the global scope.", "ipv6"),
 )

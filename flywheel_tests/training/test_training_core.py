@@ -54,8 +54,7 @@ def digest(path: Path) -> dict[str, tuple[str, int]]:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> str:
-    texts = [t for pair in QA + PAIRS for t in pair] + ["I do not know.", "no idea"]
-    return str(build_tiny_base(tmp_path_factory.mktemp("models") / TINY_BASE, texts))
+    return str(build_tiny_base(tmp_path_factory.mktemp("models") / TINY_BASE))
 
 
 @pytest.fixture(scope="module")
@@ -103,14 +102,14 @@ def test_tiny_base_builds_once_with_a_trainable_chat_template(base, tmp_path):
     assert tokenizer.decode(masked) == "Soon." + tokenizer.eos_token
 
     before = digest(path)
-    assert build_tiny_base(path, ["other text entirely"], seed=7) == path
+    assert build_tiny_base(path, seed=7) == path
     assert digest(path) == before
     # Nothing half-built is left beside it, and a foreign non-empty directory is not overwritten.
     assert [p.name for p in path.parent.iterdir()] == [path.name]
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not a complete model"):
-        build_tiny_base(tmp_path / "junk", ["text"])
+        build_tiny_base(tmp_path / "junk")
 
 
 def test_sft_lowers_loss_and_saves_a_reloadable_adapter(base, sft_run):

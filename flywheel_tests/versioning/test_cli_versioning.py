@@ -42,8 +42,8 @@ def test_history_lists_versions_newest_first_with_their_runs(poisoned, lake):
     assert out.returncode == 0, out.stderr
     rows = _rows(out.stdout)
     assert [r[0] for r in rows] == ["2", "1", "0"]
-    # The first build writes the set whole, the next one merges the poisoned rows in by key.
-    assert [r[3] for r in rows] == ["MERGE", "WRITE", "CREATE"]
+    # The first build writes the set whole, the next one adds the poisoned rows by key.
+    assert [r[3] for r in rows] == ["WRITE", "WRITE", "CREATE"]
     # Each data version names the Dagster run that wrote it.
     data = json.loads(flywheel("history", "sft_set", "--json", "--lake", lake.root).stdout)
     assert [v["version"] for v in data] == [2, 1, 0]
