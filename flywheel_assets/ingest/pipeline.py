@@ -635,12 +635,17 @@ def _seed_ids(lake: Lake) -> None:
     if not parts:
         lake.ensure(INGEST_IDS)
         return
-    lake.append(
-        INGEST_IDS,
-        pa.concat_tables(parts),
-        transaction=(APP_IDS_SEED, 1),
-        metadata={"flywheel.operation": "ingest-ids-seed"},
-    )
+    try:
+        lake.append(
+            INGEST_IDS,
+            pa.concat_tables(parts),
+            transaction=(APP_IDS_SEED, 1),
+            metadata={"flywheel.operation": "ingest-ids-seed"},
+        )
+    except CommitFailedError:
+        # Another ingestion seeding at the same moment created the table first: its seed stands.
+        if lake.open(INGEST_IDS.name) is None:
+            raise
 
 
 def _applied(lake: Lake, table: str, app_id: str, batch: int) -> bool:

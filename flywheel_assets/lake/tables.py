@@ -132,14 +132,21 @@ class Lake:
         if existing is not None:
             return existing
         make_private(self.root)
-        return DeltaTable.create(
-            self.uri(spec.name),
-            spec.schema,
-            mode="ignore",
-            configuration=spec.configuration(self.retention_days),
-            storage_options=self.options(),
-            commit_properties=self.commit_properties({"flywheel.operation": "create"}),
-        )
+        try:
+            return DeltaTable.create(
+                self.uri(spec.name),
+                spec.schema,
+                mode="ignore",
+                configuration=spec.configuration(self.retention_days),
+                storage_options=self.options(),
+                commit_properties=self.commit_properties({"flywheel.operation": "create"}),
+            )
+        except CommitFailedError:
+            # Another writer created it at the same moment: its table is the one to use.
+            created = self.open(spec.name)
+            if created is None:
+                raise
+            return created
 
     def append(
         self,

@@ -176,3 +176,25 @@ def test_upsert_replaces_rows_by_key_and_adds_new_ones_in_one_commit(tmp_path):
         {"id": "c", "n": 3},
         {"id": "d", "n": 40},
     ]
+
+
+def test_writers_creating_the_same_table_at_once_all_get_it(tmp_path):
+    """Concurrent first runs race to create a table: each gets the one that was created."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from flywheel_assets.catalog.raw import INGEST_IDS
+    from flywheel_assets.lake.tables import Lake
+
+    for attempt in range(5):
+        lake = Lake(str(tmp_path / f"lake{attempt}"))
+        start = Barrier(6)
+
+        def create(_: int, lake=lake, start=start) -> list[str]:
+            start.wait()
+            return lake.ensure(INGEST_IDS).schema().to_arrow().names
+
+        with ThreadPoolExecutor(6) as pool:
+            names = list(pool.map(create, range(6)))  # none raised
+        assert names == [INGEST_IDS.schema.names] * 6
+        assert lake.read(INGEST_IDS.name).num_rows == 0
