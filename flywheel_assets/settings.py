@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 
 from .lake.tables import Lake
@@ -61,6 +62,24 @@ def open_lake(
 
 
 DEFAULT_RETRAIN_MIN_PAIRS = 5000
+DEFAULT_RETRAIN_CRON = "0 4 * * 1"  # Mondays 04:00 UTC, after the daily refresh
+_CRON_FIELD = re.compile(r"[0-9A-Za-z*?,/#-]+")
+
+
+def retrain_cron() -> str:
+    """The retrain schedule's cron: $FLYWHEEL_RETRAIN_CRON (five fields), else weekly."""
+    value = os.environ.get("FLYWHEEL_RETRAIN_CRON", "").strip()
+    if not value:
+        return DEFAULT_RETRAIN_CRON
+    fields = value.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.fullmatch(f) for f in fields):
+        raise ValueError(
+            f"FLYWHEEL_RETRAIN_CRON must be a cron schedule of five fields, e.g. "
+            f"{DEFAULT_RETRAIN_CRON!r}; got {value!r}"
+        )
+    return " ".join(fields)
+
+
 DEFAULT_ROLLBACK_WINDOW_DAYS = 30
 
 

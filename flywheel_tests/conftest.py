@@ -18,6 +18,11 @@ settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+# The suite trains the tiny random-init base unless a test asks for the pretrained default (which
+# has its own slow tests). Set for the whole session, so module-scoped fixtures and the processes
+# tests start see it too.
+os.environ["FLYWHEEL_BASE_MODEL"] = "tiny"
+
 
 @pytest.fixture(autouse=True)
 def _no_flywheel_env(monkeypatch):
@@ -26,6 +31,7 @@ def _no_flywheel_env(monkeypatch):
     monkeypatch.delenv("FLYWHEEL_LAKE", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.delenv("FLYWHEEL_RETRAIN_MIN_PAIRS", raising=False)
+    monkeypatch.delenv("FLYWHEEL_RETRAIN_CRON", raising=False)
     monkeypatch.setenv("DAGSTER_DISABLE_TELEMETRY", "1")
 
 

@@ -173,3 +173,25 @@ FEEDBACK_METRICS = TableSpec(
         ]
     ),
 )
+
+# Clusters hold redacted prompts and the request ids of their rows (source_request_ids, as the
+# curated sets name their provenance, so erasure finds a user's clusters): kept like them.
+FAILURE_CLUSTERS = TableSpec(
+    "failure_clusters",
+    pa.schema(
+        [
+            pa.field("cluster_id", pa.string()),  # hash of the representative: stable
+            pa.field("representative", pa.string()),  # normalized prompt, digits masked
+            pa.field("size", pa.int64()),  # failing rows: negative, corrected or edited
+            pa.field("rows", pa.int64()),  # every row of the cluster's prompts
+            pa.field("negative_rate", pa.float64()),  # size / rows
+            pa.field("corrected", pa.int64()),  # rows with a correction or a user's edit
+            pa.field("examples", pa.list_(pa.string())),  # redacted prompts of failing rows
+            pa.field("first_seen", TIMESTAMP),  # first and last failing row
+            pa.field("last_seen", TIMESTAMP),
+            pa.field("sets", pa.list_(pa.string())),  # curated sets its rows feed
+            pa.field("source_request_ids", pa.list_(pa.string())),  # every row of the cluster
+        ]
+    ),
+    safe_columns=("cluster_id", "first_seen", "last_seen"),
+)

@@ -12,6 +12,7 @@ from .curated import (
     CURATION_STATE_KEY,
     DPO_SET,
     EVAL_CASES,
+    FAILURE_CLUSTERS,
     FEEDBACK_METRICS,
     KTO_SET,
     REVIEW_QUEUE,
@@ -23,6 +24,7 @@ from .governance import ROLLBACK_AUDIT, ROLLBACK_EXCLUSIONS, TOMBSTONES
 from .models import (
     CANDIDATE_EVALS,
     DRIFT_MONITOR,
+    MODEL_IMPROVEMENT,
     MODEL_REGISTRY,
     REGISTRY_AUDIT,
     TRAINING_SNAPSHOTS,
@@ -216,6 +218,20 @@ TABLES: tuple[CatalogTable, ...] = (
         ("day", "model_version"),
         Restore(None, rebuilt=True),
     ),
+    CatalogTable(
+        FAILURE_CLUSTERS,
+        "curation",
+        "One row per failure cluster (cluster_id): near-duplicate prompts (normalized, digits "
+        "masked) with negative or corrected answers, with the failing rows' count, the negative "
+        "rate over all the cluster's rows, corrections, up to three redacted example prompts, "
+        "first and last seen, and the curated sets its rows feed.",
+        ("cluster_id",),
+        Refuse(
+            "it is derived from tagged_rows and the curated sets and rebuilt whole on each run: "
+            "roll back tagged_rows or a curated set instead"
+        ),
+        preview=("cluster_id", "size", "rows", "negative_rate", "representative"),
+    ),
     # monitoring
     CatalogTable(
         DRIFT_MONITOR,
@@ -265,6 +281,17 @@ TABLES: tuple[CatalogTable, ...] = (
         "after, the action (register, promote, rollback), the reason and who made it.",
         ("model_id", "at"),
         Refuse("the registry audit is append-only"),
+    ),
+    # monitoring, over the registry
+    CatalogTable(
+        MODEL_IMPROVEMENT,
+        "monitoring",
+        "One row per promoted model (model_id): the production model it replaced (or base), when "
+        "it was first promoted, the held-out pass rate before and after with the gain in points "
+        "and relative to before, and the gate's mean held-out gain with its bootstrap interval. "
+        "Rebuilt whole from the registry.",
+        ("model_id",),
+        Restore(None, rebuilt=True),
     ),
     # versioning
     CatalogTable(

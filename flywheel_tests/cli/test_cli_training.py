@@ -29,7 +29,10 @@ def lake_only(where):
 
 
 def test_retrain_trains_evaluates_gates_and_registers(where):
-    out = flywheel("retrain", *where, "--method", "sft", "--epochs", "2")
+    # Sixteen cases hold a few held-out ones: enough for the tiny model's clear gain.
+    out = flywheel(
+        "retrain", *where, "--method", "sft", "--epochs", "2", "--min-holdout-cases", "1"
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("snapshot snap-")
     versions = parse_table(out.stdout, "table")
@@ -38,7 +41,10 @@ def test_retrain_trains_evaluates_gates_and_registers(where):
     assert "trained ft-" in out.stdout and "(sft) on cpu: sft loss" in out.stdout
     rates = parse_table(out.stdout, "cases")
     assert set(rates) == {"holdout", "golden", "regression", "all"}
-    assert out.stdout.strip().splitlines()[-1].startswith("promoted: passed the gate")
+    assert "flips: regression " in out.stdout
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("promoted: passed the gate: significant: held-out loglik gain +")
+    assert "95% CI" in last
 
     models = flywheel("models", *lake_only(where))
     listed = parse_table(models.stdout, "model")

@@ -64,6 +64,11 @@ def test_the_benchmark_runs_end_to_end_and_reports_every_figure(tmp_path):
     assert r["floor"]["rows"] >= r["landing_records"]
     assert r["textbook"]["detail"]["valid"] >= r["landing_records"]
     assert all(s["peak_rss_mb"] > 0 and s["seconds"] > 0 for s in r["stages"])
-    assert set(r["sensor_ticks"]) == {"landing_sensor", "curated_pairs_sensor", "drift_sensor"}
+    assert set(r["sensor_ticks"]) == {
+        "landing_sensor",
+        "curated_pairs_sensor",
+        "drift_sensor",
+        "failure_cluster_sensor",
+    }
     assert all(t["first_ms"] > 0 and t["steady_ms"] > 0 for t in r["sensor_ticks"].values())
     assert r["detector"]["detector_mb_s"] > 0 and r["detector"]["textbook_mb_s"] > 0

@@ -1,6 +1,6 @@
 """retrain_job end to end through Dagster on the tiny local model: real LoRA training, real
-generation, the gate, the registry. The lake is built from hand-written landing lines by the
-real pipeline."""
+likelihood scoring and generation, the gate, the registry. The lake is built from hand-written
+landing lines by the real pipeline."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from flywheel_assets.catalog.curated import DPO_SET
 from flywheel_assets.lake.tables import Lake
 from flywheel_assets.training.registry import Registry
 from flywheel_assets.training.snapshot import current_versions
@@ -35,7 +36,8 @@ def loop(tmp_path_factory):
         ops = {
             "training_snapshot": {"config": snapshot or {}},
             "lora_adapter": {"config": {"method": "sft", **(lora or {})}},
-            "candidate_eval": {"config": evals or {}},
+            # Sixteen cases hold only a few held-out ones: enough for a gain this clear.
+            "candidate_eval": {"config": {"min_holdout_cases": 1, **(evals or {})}},
         }
         return run_job("retrain_job", landing, lake, {"ops": ops})
 
@@ -83,14 +85,23 @@ def test_the_registry_pins_the_dataset_versions_and_promotes_a_better_model(firs
     assert model["dataset_versions"] == meta["training_snapshot"]["dataset_versions"]
     assert model["dataset_versions"] == current_versions(lake)
     assert (model["trigger"], model["method"]) == ("manual", "sft")
-    before, after = model["metrics"]["before"], model["metrics"]["after"]
-    assert before["golden"]["passed"] == 0  # the random base passes nothing
-    assert after["golden"]["passed"] > 0  # the trained adapter learned the golden answers
+    gate = model["metrics"]["gate"]
+    assert gate["promote"] and gate["interval"]["low"] > 0  # a significant held-out gain
+    assert "paired bootstrap" in gate["test"]
     evals = lake.read("candidate_eval").to_pylist()
     assert {(r["role"], r["model_id"]) for r in evals} == {
         ("production", "base"),
         ("candidate", model_id),
     }
+    # The trained adapter finds every expected answer more likely than the random base does, and
+    # prefers each correction to the answer users corrected.
+    loglik = {(r["role"], r["case_id"]): r["loglik"] for r in evals}
+    assert all(loglik[("candidate", c)] > loglik[("production", c)] for _, c in loglik)
+    regression = [r for r in evals if r["role"] == "candidate" and r["kind"] == "regression"]
+    assert len(regression) == len(CORRECTED)
+    assert all(r["contrast_loglik"] is not None for r in regression)
+    assert all(r["margin"] == r["loglik"] - r["contrast_loglik"] for r in regression)
+    assert gate["flips"]["counts"]["broken"]["golden"] == 0
 
 
 def test_the_gate_rejects_a_worse_candidate_and_production_stays(first, loop):
@@ -108,8 +119,31 @@ def test_the_gate_rejects_a_worse_candidate_and_production_stays(first, loop):
     rejected = registry.get(materializations(worse)["lora_adapter"]["model_id"])
     assert rejected["status"] == "rejected"
     assert "golden case(s) that production passes now fail" in rejected["status_reason"]
+    assert "the candidate is worse" in rejected["status_reason"]
     assert registry.production()["model_id"] == production
     assert rejected["metrics"]["production_model"] == production
+
+
+def test_a_retrain_on_swapped_preference_pairs_is_rejected_with_its_interval(first, loop):
+    lake, retrain = loop
+    production = Registry(lake).production()["model_id"]
+    pairs = lake.read("dpo_set")
+    assert pairs.num_rows > 0
+    swapped = pairs.set_column(
+        pairs.schema.get_field_index("chosen"), "chosen", pairs["rejected"]
+    ).set_column(pairs.schema.get_field_index("rejected"), "rejected", pairs["chosen"])
+    lake.overwrite(DPO_SET, swapped)
+    try:
+        result = retrain({**STRONG, "method": "dpo"}, snapshot={"min_new_rows": 0})
+    finally:
+        lake.overwrite(DPO_SET, pairs)
+    assert not result.success
+    model = Registry(lake).get(materializations(result)["lora_adapter"]["model_id"])
+    assert model["status"] == "rejected"
+    reason = model["status_reason"]
+    assert "held-out loglik gain" in reason and "95% CI" in reason and "paired bootstrap" in reason
+    assert model["metrics"]["gate"]["interval"]["low"] <= 0
+    assert Registry(lake).production()["model_id"] == production
 
 
 def test_no_new_data_stops_early_and_registers_nothing(first, loop):
@@ -131,7 +165,10 @@ def test_a_judge_of_ones_own_scores_the_cases(first, loop):
     assert model["metrics"]["judge"] == judge
     evals = lake.read("candidate_eval").to_pylist()
     mine = [e for e in evals if e["candidate_id"] == model["model_id"]]
-    assert mine and all(e["passed"] == (len(e["output"]) > 3) for e in mine)
+    # Sixteen cases, fewer than the generated subset: every case was generated and judged.
+    assert mine and all(e["output"] is not None for e in mine)
+    assert all(e["judge_passed"] == (len(e["output"]) > 3) for e in mine)
+    assert model["metrics"]["generated"]["candidate"]["cases"] == len(mine) // 2
 
 
 @pytest.mark.parametrize(
