@@ -39,8 +39,9 @@ def test_refresh_on_the_sample_builds_every_set_and_blocking_checks_pass(tmp_pat
         for c in evaluations
         if c.check_name in ("no_residual_pii", "no_holdout_leakage", "chosen_differs_from_rejected")
     }
-    # no_residual_pii on 3 redacted and 8 curated tables, leakage on 3 sets, one pair rule
-    assert len(blocking) == 3 + 8 + 3 + 1
+    # no_residual_pii on 3 redacted and 9 curated tables (failure_clusters included), leakage on
+    # 3 sets, one pair rule
+    assert len(blocking) == 3 + 9 + 3 + 1
     assert all(blocking.values()), blocking
     meta = materializations(result)
     for table in ("tagged_rows", "eval_cases", "review_queue", "sft_set", "dpo_set", "kto_set"):

@@ -47,7 +47,13 @@ def test_runs_and_their_events_are_recorded_in_postgres(postgres, tmp_path, monk
 
     refresh = flywheel("run", *locations, env=env)
     assert refresh.returncode == 0, refresh.stderr[-2000:]
-    retrain = flywheel("retrain", "--method", "sft", "--epochs", "1", "--lake", str(lake), env=env)
+    # Sixteen cases hold a few held-out ones: enough for the tiny model's clear gain.
+    retrain = flywheel(
+        "retrain",
+        *("--method", "sft", "--epochs", "3", "--learning-rate", "1e-2"),
+        *("--min-holdout-cases", "1", "--lake", str(lake)),
+        env=env,
+    )
     assert retrain.returncode == 0, retrain.stderr[-2000:]
 
     # Straight from the database: both runs, finished.

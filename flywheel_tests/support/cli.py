@@ -12,9 +12,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Settings the suite chooses for every process (the tiny base model); the others are the test's.
+SUITE_SETTINGS = ("FLYWHEEL_BASE_MODEL",)
+
+
 def flywheel(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("FLYWHEEL_", "DAGSTER_HOME"))
+        k: v
+        for k, v in os.environ.items()
+        if k in SUITE_SETTINGS or not k.startswith(("FLYWHEEL_", "DAGSTER_HOME"))
     }
     full_env.update(env or {})
     return subprocess.run(
